@@ -1,0 +1,114 @@
+"""`prepare`: PTB-XL tree -> filtered, scaled arrays per split, class weights, label co-occurrence."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import PrepareParams
+from .files import atomic_dir, read_json, write_json
+from .ptbxl import RecordError, label_matrix, read_metadata, read_signals
+from .signal import LeadScaler, highpass
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Split:
+    signals: np.ndarray  # (N, 12, 1000) float32, filtered and scaled
+    labels: np.ndarray   # (N, C) float32 multi-hot
+    ecg_ids: np.ndarray  # (N,) int64
+
+
+def pos_weights(labels: np.ndarray) -> np.ndarray:
+    """BCE pos_weight per class: negatives / positives on the training folds.
+
+    A class with no training positive gets 1.0: its positive term never occurs in training, so the
+    weight has no effect, but it must stay finite for the loss and for anyone reading it.
+    """
+    pos = labels.sum(axis=0)
+    neg = len(labels) - pos
+    return np.where(pos > 0, neg / np.maximum(pos, 1), 1.0).astype(np.float32)
+
+
+def jaccard_cooccurrence(labels: np.ndarray) -> np.ndarray:
+    """(C, C) Jaccard index |i and j| / |i or j| over records, diagonal 1 (0 where neither occurs)."""
+    y = labels.astype(np.float64)
+    both = y.T @ y
+    either = y.sum(0)[:, None] + y.sum(0)[None, :] - both
+    jac = np.divide(both, either, out=np.zeros_like(both), where=either > 0)
+    np.fill_diagonal(jac, 1.0)
+    return jac.astype(np.float32)
+
+
+def prepare(root: Path, params: PrepareParams, progress: bool = False):
+    """Read, label, filter, split and scale. Returns (splits dict, meta dict)."""
+    root = Path(root)
+    metadata = read_metadata(root)
+    fold_of_split = {"train": params.train_folds, "val": params.val_folds, "test": params.test_folds}
+    wanted = metadata["strat_fold"].isin(set().union(*fold_of_split.values()))
+    metadata = metadata[wanted]
+    signals, kept, errors = read_signals(root, metadata["filename_lr"].tolist(),
+                                         skip_bad=params.skip_bad_records, progress=progress)
+    skipped = metadata.index[~kept].tolist()
+    for message in errors:
+        log.warning("skipped: %s", message)
+    metadata = metadata[kept]
+    labels = label_matrix(metadata, params.labels)
+    signals = highpass(signals, params.highpass_hz, params.filter_order)
+    folds = metadata["strat_fold"].to_numpy()
+    index = {name: np.flatnonzero(np.isin(folds, f)) for name, f in fold_of_split.items()}
+    for name, idx in index.items():
+        if len(idx) == 0:
+            raise RecordError(f"{root}: no records in the {name} split (prepare.{name}_folds = "
+                             f"{list(fold_of_split[name])}); the folds present are {sorted(set(folds))}")
+    scaler = (LeadScaler.fit(signals[index["train"]]) if params.standardize
+              else LeadScaler.identity(signals.shape[1]))
+    scaler.transform(signals)
+    ecg_ids = metadata.index.to_numpy().astype(np.int64)
+    splits = {name: Split(signals[idx], labels[idx], ecg_ids[idx]) for name, idx in index.items()}
+    train_y = splits["train"].labels
+    meta = {
+        "labels": list(params.labels),
+        "scaler": scaler.to_dict(),
+        "highpass_hz": params.highpass_hz,
+        "filter_order": params.filter_order,
+        "pos_weight": pos_weights(train_y).tolist(),
+        "cooccurrence": jaccard_cooccurrence(train_y).tolist(),
+        "folds": {name: list(f) for name, f in fold_of_split.items()},
+        "skipped_ecg_ids": skipped,
+    }
+    return splits, meta
+
+
+def label_counts(splits: dict, meta: dict) -> dict:
+    """Small flat metrics: records per split, then positives per code in their own block per split."""
+    out = {"records": {name: int(len(s.ecg_ids)) for name, s in splits.items()},
+           "skipped_records": len(meta["skipped_ecg_ids"])}
+    for name, s in splits.items():
+        out[f"positives_{name}"] = {code: int(n) for code, n in zip(meta["labels"], s.labels.sum(0))}
+    return out
+
+
+def save(out_dir: Path, splits: dict, meta: dict) -> None:
+    """All or nothing: the folder appears complete or not at all."""
+    with atomic_dir(out_dir) as tmp:
+        for name, s in splits.items():
+            np.save(tmp / f"{name}_signals.npy", s.signals)
+            np.save(tmp / f"{name}_labels.npy", s.labels)
+            np.save(tmp / f"{name}_ecg_ids.npy", s.ecg_ids)
+        write_json(tmp / "meta.json", meta)
+
+
+def load_split(prepared_dir: Path, name: str, mmap: bool = True) -> Split:
+    d = Path(prepared_dir)
+    mode = "r" if mmap else None
+    return Split(np.load(d / f"{name}_signals.npy", mmap_mode=mode),
+                 np.load(d / f"{name}_labels.npy"), np.load(d / f"{name}_ecg_ids.npy"))
+
+
+def load_meta(prepared_dir: Path) -> dict:
+    return read_json(Path(prepared_dir) / "meta.json")

@@ -1,0 +1,18 @@
+"""DVC stage `prepare`: data/ptbxl -> data/prepared (arrays per split, meta.json) + metrics/data.json."""
+from pathlib import Path
+
+from _common import run
+
+from ecgproto import prepare
+from ecgproto.files import write_json
+
+
+def main(params):
+    splits, meta = prepare.prepare(Path("data/ptbxl"), params.prepare, progress=True)
+    prepare.save(Path("data/prepared"), splits, meta)
+    counts = prepare.label_counts(splits, meta)
+    write_json(Path("metrics/data.json"), counts)
+    return f"records per split {counts['records']}, skipped {counts['skipped_records']}"
+
+
+run("prepare", main)

@@ -1,0 +1,22 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from ecgproto.synth import generate
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ECGPROTO_SHARED", REPO.parent / "shared"))
+SAMPLE = SHARED / "ptbxl-sample"
+REAL_SUBSET = SHARED / "ptbxl-real-subset"
+
+needs_sample = pytest.mark.skipif(not (SAMPLE / "ptbxl_database.csv").is_file(),
+                                  reason=f"real PTB-XL sample not found at {SAMPLE}")
+
+
+@pytest.fixture(scope="session")
+def tiny_tree(tmp_path_factory):
+    """A small synthetic PTB-XL tree, written once per test session; tests must not modify it."""
+    root = tmp_path_factory.mktemp("synth") / "ptbxl"
+    generate(root, n_records=160, seed=7)
+    return root
