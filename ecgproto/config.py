@@ -58,10 +58,97 @@ class PrepareParams:
 
 
 @dataclass(frozen=True)
+class ModelParams:
+    widths: tuple = (32, 64, 128, 256)
+    depths: tuple = (1, 1, 1, 1)
+    stem_kernel: int = 7
+    latent_dim: int = 128
+    prototypes_per_class: int = 5
+    latent_activation: str = "sigmoid"
+
+    def validate(self):
+        if not self.widths or len(self.widths) != len(self.depths):
+            raise ConfigError(f"model.widths {list(self.widths)} and model.depths {list(self.depths)}: "
+                              "expected non-empty lists of the same length")
+        for key in ("widths", "depths"):
+            if any(not isinstance(v, int) or v < 1 for v in getattr(self, key)):
+                raise ConfigError(f"model.{key} = {list(getattr(self, key))}: expected positive integers")
+        if self.stem_kernel < 1 or self.stem_kernel % 2 == 0:
+            raise ConfigError(f"model.stem_kernel = {self.stem_kernel}: expected a positive odd integer")
+        _at_least("model.latent_dim", self.latent_dim, 1)
+        _at_least("model.prototypes_per_class", self.prototypes_per_class, 1)
+        _choice("model.latent_activation", self.latent_activation, ("sigmoid", "none"))
+
+
+@dataclass(frozen=True)
+class LossParams:
+    clst: float = 0.004
+    sep: float = 0.0004
+    div: float = 250.0
+    cnrst: float = 300.0
+    l1: float = 1e-4
+
+    def validate(self):
+        for f in dataclasses.fields(self):
+            _at_least(f"loss.{f.name}", getattr(self, f.name), 0)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1.7e-4
+    max_epochs: int = 30
+    patience: int = 10
+    crop_samples: int = 1000      # random crops of this length while training; full length to evaluate
+    balanced_sampling: bool = False
+
+    def validate(self):
+        _at_least("train.batch_size", self.batch_size, 2)
+        _at_least("train.max_epochs", self.max_epochs, 1)
+        _at_least("train.patience", self.patience, 1)
+        if not 0 < self.lr < 1:
+            raise ConfigError(f"train.lr = {self.lr}: expected 0 < lr < 1")
+        _at_least("train.weight_decay", self.weight_decay, 0)
+        if not 64 <= self.crop_samples <= 1000:
+            raise ConfigError(f"train.crop_samples = {self.crop_samples}: expected 64-1000 samples")
+
+
+@dataclass(frozen=True)
+class ClassifierParams:
+    lr: float = 0.01
+    steps: int = 500
+
+    def validate(self):
+        _at_least("classifier.steps", self.steps, 1)
+        if not 0 < self.lr < 10:
+            raise ConfigError(f"classifier.lr = {self.lr}: expected 0 < lr < 10")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    bootstrap: int = 1000
+    per_batch_size: int = 32
+
+    def validate(self):
+        _at_least("evaluate.bootstrap", self.bootstrap, 1)
+        _at_least("evaluate.per_batch_size", self.per_batch_size, 2)
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = 42
+    device: str = "auto"
     data: DataParams = field(default_factory=DataParams)
     prepare: PrepareParams = field(default_factory=PrepareParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    loss: LossParams = field(default_factory=LossParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    classifier: ClassifierParams = field(default_factory=ClassifierParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+
+    def validate(self):
+        _choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
 
 
 def _choice(key, value, allowed):

@@ -1,0 +1,166 @@
+"""1D ResNet backbone, class-specific prototype layer, ProtoECGNet1D and the plain linear baseline.
+
+The published rhythm branch is ResNet1d(widths=(64, 128, 256, 512), depths=(2, 2, 2, 2)) with a
+512-d latent; ecgproto's default is a narrower, shallower backbone (see params.yaml `model`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+N_LEADS = 12
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    widths: tuple = (32, 64, 128, 256)
+    depths: tuple = (1, 1, 1, 1)
+    stem_kernel: int = 7
+
+
+@dataclass(frozen=True)
+class PrototypeConfig:
+    n_classes: int = 16
+    prototypes_per_class: int = 5
+    latent_dim: int = 128
+    latent_activation: str = "sigmoid"  # published: sigmoid; "none" leaves the latent unbounded
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm1d(c_out)
+        self.conv2 = nn.Conv1d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm1d(c_out)
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm1d(c_out))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet1d(nn.Module):
+    """Stem (conv k, stride 2 + max-pool 3, stride 2) then one stage per width; stages after the first
+    halve the time axis. Input (B, 12, T) -> feature map (B, widths[-1], T / 32)."""
+
+    def __init__(self, cfg: BackboneConfig):
+        super().__init__()
+        if len(cfg.widths) != len(cfg.depths):
+            raise ValueError(f"widths {cfg.widths} and depths {cfg.depths} must have the same length")
+        w0 = cfg.widths[0]
+        self.stem = nn.Sequential(
+            nn.Conv1d(N_LEADS, w0, cfg.stem_kernel, 2, cfg.stem_kernel // 2, bias=False),
+            nn.BatchNorm1d(w0), nn.ReLU(inplace=True), nn.MaxPool1d(3, 2, 1))
+        stages, c_in = [], w0
+        for i, (width, depth) in enumerate(zip(cfg.widths, cfg.depths)):
+            stages.append(self._make_stage(c_in, width, depth, stride=1 if i == 0 else 2))
+            c_in = width
+        self.stages = nn.Sequential(*stages)
+        self.out_channels = c_in
+
+    @staticmethod
+    def _make_stage(c_in, c_out, depth, stride):
+        blocks = [BasicBlock(c_in, c_out, stride)]
+        blocks += [BasicBlock(c_out, c_out, 1) for _ in range(depth - 1)]
+        return nn.Sequential(*blocks)
+
+    def forward(self, x):
+        return self.stages(self.stem(x))
+
+
+class LinearHeadNet(nn.Module):
+    """The plain baseline: backbone, global average pooling, one linear layer."""
+
+    kind = "linear"
+
+    def __init__(self, backbone_cfg: BackboneConfig, n_classes: int):
+        super().__init__()
+        self.backbone_cfg, self.n_classes = backbone_cfg, n_classes
+        self.backbone = ResNet1d(backbone_cfg)
+        self.head = nn.Linear(self.backbone.out_channels, n_classes)
+
+    def forward(self, x):
+        return self.head(self.backbone(x).mean(dim=-1))
+
+    def config(self) -> dict:
+        return {"backbone": asdict(self.backbone_cfg), "n_classes": self.n_classes}
+
+
+class ProtoECGNet1D(nn.Module):
+    """Backbone -> pooled features -> add-on MLP -> latent z -> cosine similarity to P prototypes ->
+    last layer (no bias). Prototype j belongs to class j // prototypes_per_class."""
+
+    kind = "prototype"
+
+    def __init__(self, backbone_cfg: BackboneConfig, proto_cfg: PrototypeConfig):
+        super().__init__()
+        if proto_cfg.latent_activation not in ("sigmoid", "none"):
+            raise ValueError(f"latent_activation {proto_cfg.latent_activation!r}: expected 'sigmoid' or 'none'")
+        self.backbone_cfg, self.proto_cfg = backbone_cfg, proto_cfg
+        self.backbone = ResNet1d(backbone_cfg)
+        d, f = proto_cfg.latent_dim, self.backbone.out_channels
+        layers = [nn.Linear(f, d), nn.ReLU(inplace=True), nn.Linear(d, d)]
+        if proto_cfg.latent_activation == "sigmoid":
+            layers.append(nn.Sigmoid())
+        self.addon = nn.Sequential(*layers)
+        n_protos = proto_cfg.n_classes * proto_cfg.prototypes_per_class
+        self.prototypes = nn.Parameter(torch.rand(n_protos, d))
+        self.register_buffer("prototype_class",
+                             torch.arange(proto_cfg.n_classes).repeat_interleave(proto_cfg.prototypes_per_class))
+        self.last_layer = nn.Linear(n_protos, proto_cfg.n_classes, bias=False)
+        self.reset_last_layer()
+
+    def reset_last_layer(self, wrong_class: float = -0.5):
+        """+1 from a prototype to its own class, `wrong_class` to every other class (published init)."""
+        with torch.no_grad():
+            self.last_layer.weight.copy_(wrong_class + (1 - wrong_class) * self.class_identity().T)
+
+    def class_identity(self) -> torch.Tensor:
+        """(P, C) one-hot prototype-class identity."""
+        return F.one_hot(self.prototype_class, self.proto_cfg.n_classes).float()
+
+    def latent(self, x):
+        return self.addon(self.backbone(x).mean(dim=-1))
+
+    def similarities(self, z):
+        return F.normalize(z, dim=-1) @ F.normalize(self.prototypes, dim=-1).T
+
+    def forward(self, x):
+        """Returns (logits, similarities)."""
+        s = self.similarities(self.latent(x))
+        return self.last_layer(s), s
+
+    def config(self) -> dict:
+        return {"backbone": asdict(self.backbone_cfg), "prototype": asdict(self.proto_cfg)}
+
+
+def build(kind: str, config: dict) -> nn.Module:
+    backbone = BackboneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["backbone"].items()})
+    if kind == "linear":
+        return LinearHeadNet(backbone, config["n_classes"])
+    if kind == "prototype":
+        return ProtoECGNet1D(backbone, PrototypeConfig(**config["prototype"]))
+    raise ValueError(f"unknown model kind {kind!r}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, n_samples: int = 1000) -> int:
+    """Multiply-accumulates for one ECG, from PyTorch's FLOP counter (it counts 2 FLOPs per MAC)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, N_LEADS, n_samples))
+    model.train(was_training)
+    return counter.get_total_flops() // 2

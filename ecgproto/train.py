@@ -1,0 +1,194 @@
+"""Training loops: the joint stage, the classifier stage, the baseline; shared batching, prediction,
+early stopping and checkpoints. Plain loops, no framework."""
+from __future__ import annotations
+
+import copy
+import logging
+import random
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .evaluation import macro_auroc
+from .files import atomic_path
+from .config import LossParams, TrainParams
+from .losses import joint_loss, wrong_class_l1
+from .model import build
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def sample_weights(labels: np.ndarray) -> np.ndarray:
+    """Class-balanced sampling: a record weighs 1 / frequency of its rarest class (unlabelled records
+    count as a class of their own)."""
+    freq = labels.sum(axis=0)
+    w = np.where(labels > 0, 1.0 / np.maximum(freq, 1), 0.0).max(axis=1)
+    unlabelled = labels.sum(axis=1) == 0
+    if unlabelled.any():
+        w[unlabelled] = 1.0 / unlabelled.sum()
+    return w / w.sum()
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, s: TrainParams, gen: torch.Generator, weights=None):
+    """One epoch of (signals, labels) batches: shuffled (or class-balanced) order, random crops."""
+    n = len(x)
+    if weights is not None:
+        order = torch.multinomial(torch.as_tensor(weights), n, replacement=True, generator=gen)
+    else:
+        order = torch.randperm(n, generator=gen)
+    length = x.shape[-1]
+    for i in range(0, n, s.batch_size):
+        idx = order[i:i + s.batch_size]
+        xb = x[idx]
+        if s.crop_samples < length:
+            starts = torch.randint(0, length - s.crop_samples + 1, (len(idx),), generator=gen)
+            window = starts[:, None] + torch.arange(s.crop_samples)[None, :]
+            xb = torch.gather(xb, 2, window[:, None, :].expand(-1, xb.shape[1], -1))
+        yield xb, y[idx]
+
+
+@torch.no_grad()
+def predict(model, x, device, batch_size: int = 256) -> dict:
+    """Eval-mode outputs over an array: probabilities, logits and (prototype model) similarities."""
+    model.eval()
+    out = {"logits": [], "sims": []}
+    for i in range(0, len(x), batch_size):
+        xb = torch.from_numpy(np.array(x[i:i + batch_size])).to(device)
+        res = model(xb)
+        logits, sims = res if isinstance(res, tuple) else (res, None)
+        out["logits"].append(logits.cpu())
+        if sims is not None:
+            out["sims"].append(sims.cpu())
+    result = {"logits": torch.cat(out["logits"]).numpy()}
+    if out["sims"]:
+        result["sims"] = torch.cat(out["sims"]).numpy()
+    result["probs"] = 1 / (1 + np.exp(-result["logits"]))
+    return result
+
+
+def fit(model, train, val, settings: TrainParams, loss_fn: Callable, device, seed: int,
+        on_epoch: Callable = lambda epoch, values: None):
+    """Adam + cosine schedule, early stopping on validation macro-AUROC; restores the best epoch.
+
+    loss_fn(model, xb, yb) -> (loss, dict of floats). Only parameters with requires_grad train.
+    Returns (best validation AUROC, best epoch)."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.from_numpy(np.array(train.signals))  # in memory: batches index it at random
+    y = torch.as_tensor(train.labels)
+    weights = sample_weights(train.labels) if settings.balanced_sampling else None
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.max_epochs)
+    best = (-np.inf, 0, None)
+    for epoch in range(1, settings.max_epochs + 1):
+        model.train()
+        sums, n = {}, 0
+        for xb, yb in batches(x, y, settings, gen, weights):
+            xb, yb = xb.to(device), yb.to(device)
+            loss, terms = loss_fn(model, xb, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for k, v in {"loss": float(loss), **terms}.items():
+                sums[k] = sums.get(k, 0.0) + v * len(xb)
+            n += len(xb)
+        sched.step()
+        val_auroc = macro_auroc(val.labels, predict(model, val.signals, device)["probs"])
+        values = {**{f"train_{k}": v / n for k, v in sums.items()}, "val_macro_auroc": val_auroc}
+        on_epoch(epoch, values)
+        log.info("epoch %d: loss %.4f, val macro-AUROC %.4f", epoch, values["train_loss"], val_auroc)
+        if val_auroc > best[0]:
+            best = (val_auroc, epoch, copy.deepcopy(model.state_dict()))
+        elif epoch - best[1] >= settings.patience:
+            log.info("early stop: no improvement for %d epochs", settings.patience)
+            break
+    model.load_state_dict(best[2])
+    return best[0], best[1]
+
+
+def bce_loss(pos_weight):
+    def loss_fn(model, xb, yb):
+        loss = F.binary_cross_entropy_with_logits(model(xb), yb, pos_weight=pos_weight)
+        return loss, {"bce": float(loss)}
+    return loss_fn
+
+
+def prototype_loss(pos_weight, cooccurrence, weights: LossParams):
+    def loss_fn(model, xb, yb):
+        logits, sims = model(xb)
+        return joint_loss(logits, sims, yb, model, pos_weight, cooccurrence, weights)
+    return loss_fn
+
+
+def freeze_all_but(model, *modules) -> None:
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for m in modules:
+        for p in (m.parameters() if isinstance(m, torch.nn.Module) else [m]):
+            p.requires_grad_(True)
+
+
+def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_weight, l1: float,
+                     lr: float, steps: int, device, on_step: Callable = lambda step, values: None,
+                     eval_every: int = 10) -> float:
+    """The classifier stage: the backbone and prototypes are frozen, so the similarities are fixed
+    features and the last layer is a convex problem (BCE + l1 x wrong-class L1). Solved full batch with
+    Adam; keeps the step with the best validation macro-AUROC. Returns that AUROC."""
+    s_tr = torch.as_tensor(train_sims, device=device)
+    y_tr = torch.as_tensor(train_labels, device=device)
+    s_va = torch.as_tensor(val_sims, device=device)
+    weight = model.last_layer.weight
+    identity = model.class_identity()
+    opt = torch.optim.Adam([weight], lr=lr)
+    best = (macro_auroc(val_labels, (s_va @ weight.T).detach().cpu().numpy()), weight.detach().clone())
+    for step in range(1, steps + 1):
+        bce = F.binary_cross_entropy_with_logits(s_tr @ weight.T, y_tr, pos_weight=pos_weight)
+        loss = bce + l1 * wrong_class_l1(weight, identity)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % eval_every == 0 or step == steps:
+            with torch.no_grad():
+                val = macro_auroc(val_labels, (s_va @ weight.T).cpu().numpy())
+            on_step(step, {"train_loss": float(loss), "train_bce": float(bce), "val_macro_auroc": val})
+            if val > best[0]:
+                best = (val, weight.detach().clone())
+    with torch.no_grad():
+        weight.copy_(best[1])
+    return best[0]
+
+
+def save_checkpoint(path: Path, model, meta: dict, **extra) -> None:
+    """Everything needed to rebuild and use the model, nothing else: kind, architecture, weights, the
+    label set and the preprocessing fitted in `prepare` (filter, scaler)."""
+    state = {"kind": model.kind, "config": model.config(), "state_dict": model.state_dict(),
+             "labels": meta["labels"], "preprocessing": {k: meta[k] for k in ("highpass_hz", "filter_order", "scaler")},
+             **extra}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, device="cpu"):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    state = torch.load(path, map_location=device, weights_only=False)
+    model = build(state["kind"], state["config"]).to(device)
+    model.load_state_dict(state["state_dict"])
+    return model, state

@@ -1,0 +1,23 @@
+"""DVC stage `baseline`: the same backbone with a plain linear head, BCE only, same training settings."""
+from pathlib import Path
+
+import torch
+from _common import backbone_config, device, run, training_curves
+
+from ecgproto.model import LinearHeadNet
+from ecgproto.prepare import load_meta, load_split
+from ecgproto.train import bce_loss, fit, save_checkpoint
+
+
+def main(params):
+    dev = device(params)
+    meta = load_meta("data/prepared")
+    train, val = load_split("data/prepared", "train"), load_split("data/prepared", "val")
+    model = LinearHeadNet(backbone_config(params), len(meta["labels"])).to(dev)
+    loss_fn = bce_loss(torch.tensor(meta["pos_weight"], device=dev))
+    best, epoch = fit(model, train, val, params.train, loss_fn, dev, params.seed, training_curves("baseline"))
+    save_checkpoint(Path("models/baseline.pt"), model, meta, best_epoch=epoch)
+    return f"best validation macro-AUROC {best:.4f} at epoch {epoch}"
+
+
+run("baseline", main)

@@ -1,0 +1,46 @@
+"""DVC stage `evaluate`: test-fold metrics for the final, joint and baseline models, ROC plot data."""
+from pathlib import Path
+
+import numpy as np
+from _common import device, run
+
+from ecgproto import evaluation
+from ecgproto.files import write_json
+from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig, count_macs, count_parameters
+from ecgproto.prepare import load_meta, load_split
+from ecgproto.train import load_checkpoint, predict
+
+MODELS = {"final": "models/final.pt", "joint": "models/joint.pt", "baseline": "models/baseline.pt"}
+
+
+def main(params):
+    dev = device(params)
+    meta = load_meta("data/prepared")
+    test = load_split("data/prepared", "test")
+    labels = meta["labels"]
+    evaluable = evaluation.evaluable(test.labels)
+    headline = {"split": "test", "folds": meta["folds"]["test"], "records": int(len(test.ecg_ids)),
+                "labels_evaluated": int(evaluable.sum()),
+                "labels_excluded": " ".join(c for c, ok in zip(labels, evaluable) if not ok)}
+    per_label = {"test_positives": {c: int(n) for c, n in zip(labels, test.labels.sum(0))}}
+    sizes = {}
+    for name, path in MODELS.items():
+        model, _ = load_checkpoint(Path(path), dev)
+        probs = predict(model, test.signals, dev)["probs"]
+        headline[name], per_label[name] = evaluation.summarise(
+            test.labels, probs, labels, params.evaluate.bootstrap, params.evaluate.per_batch_size, params.seed)
+        write_json(Path(f"plots/roc/{name}.json"), evaluation.roc_points(test.labels, probs, labels, name))
+        sizes[name] = {"parameters": count_parameters(model.cpu()), "macs_per_ecg": count_macs(model.cpu())}
+    # the published rhythm branch (ResNet-18 widths and depths, 512-d latent) for comparison
+    published = ProtoECGNet1D(BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)),
+                              PrototypeConfig(len(labels), params.model.prototypes_per_class, 512))
+    sizes["published_resnet18"] = {"parameters": count_parameters(published), "macs_per_ecg": count_macs(published)}
+    for key in ("parameters", "macs_per_ecg"):
+        sizes[f"published_over_final_{key}"] = round(sizes["published_resnet18"][key] / sizes["final"][key], 2)
+    write_json(Path("metrics/evaluate.json"), headline)
+    write_json(Path("metrics/per_label.json"), per_label)
+    write_json(Path("metrics/model_size.json"), sizes)
+    return ", ".join(f"{n} macro-AUROC {headline[n]['macro_auroc']:.4f}" for n in MODELS)
+
+
+run("evaluate", main)

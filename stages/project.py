@@ -1,0 +1,30 @@
+"""DVC stage `project`: prototypes -> latent vectors of their most similar same-class training ECGs."""
+import csv
+from pathlib import Path
+
+from _common import device, run
+
+from ecgproto.files import atomic_path
+from ecgproto.prepare import load_meta, load_split
+from ecgproto.projection import latents, project
+from ecgproto.train import load_checkpoint, save_checkpoint
+
+
+def main(params):
+    dev = device(params)
+    meta = load_meta("data/prepared")
+    train = load_split("data/prepared", "train")
+    model, state = load_checkpoint(Path("models/joint.pt"), dev)
+    rows = project(model, latents(model, train.signals, dev), train.labels, train.ecg_ids, meta["labels"])
+    with atomic_path(Path("models/projection.csv")) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    sources = [r["source_ecg_id"] for r in rows]
+    save_checkpoint(Path("models/projected.pt"), model, meta, prototype_source_ecg_ids=sources)
+    unprojected = sum(s < 0 for s in sources)
+    return (f"projected {len(rows) - unprojected} prototypes onto {len(set(s for s in sources if s >= 0))} "
+            f"distinct training ECGs; {unprojected} left unprojected (class without training positive)")
+
+
+run("project", main)

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+
+from ecgproto.model import (BackboneConfig, LinearHeadNet, ProtoECGNet1D, PrototypeConfig, ResNet1d, build,
+                            count_macs, count_parameters)
+
+TINY = BackboneConfig(widths=(8, 16), depths=(1, 1))
+
+
+def test_published_resnet18_backbone_size():
+    backbone = ResNet1d(BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)))
+    assert count_parameters(backbone) == 3_848_832  # FACTS.md section 3
+    out = backbone(torch.zeros(2, 12, 1000))
+    assert out.shape == (2, 512, 32)
+
+
+def test_default_model_is_at_least_4x_cheaper_than_published():
+    published = ProtoECGNet1D(BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)), PrototypeConfig(16, 5, 512))
+    default = ProtoECGNet1D(BackboneConfig(), PrototypeConfig(16, 5, 128))
+    assert count_parameters(published) >= 4 * count_parameters(default)
+    assert count_macs(published) >= 4 * count_macs(default)
+    assert 150e6 < count_macs(published.backbone) < 200e6  # about 175 M for the ResNet-18 (FACTS.md)
+
+
+def test_last_layer_initial_pattern():
+    m = ProtoECGNet1D(TINY, PrototypeConfig(n_classes=3, prototypes_per_class=2, latent_dim=4))
+    expected = torch.tensor([[1.0, 1, -0.5, -0.5, -0.5, -0.5],
+                             [-0.5, -0.5, 1, 1, -0.5, -0.5],
+                             [-0.5, -0.5, -0.5, -0.5, 1, 1]])
+    assert torch.equal(m.last_layer.weight, expected)
+    assert m.last_layer.bias is None
+
+
+def test_similarities_are_cosines_and_logits_use_them():
+    torch.manual_seed(0)
+    m = ProtoECGNet1D(TINY, PrototypeConfig(2, 2, 4, "none")).eval()
+    x = torch.randn(3, 12, 200)
+    logits, sims = m(x)
+    z = m.latent(x)
+    ref = torch.nn.functional.cosine_similarity(z[:, None, :], m.prototypes[None], dim=-1)
+    torch.testing.assert_close(sims, ref)
+    torch.testing.assert_close(logits, sims @ m.last_layer.weight.T)
+
+
+def test_checkpoint_config_round_trip():
+    m = ProtoECGNet1D(TINY, PrototypeConfig(3, 2, 4))
+    again = build("prototype", m.config())
+    assert again.config() == m.config()
+    base = LinearHeadNet(TINY, 3)
+    assert build("linear", base.config()).config() == base.config()
+    with pytest.raises(ValueError, match="latent_activation"):
+        ProtoECGNet1D(TINY, PrototypeConfig(3, 2, 4, "tanh"))

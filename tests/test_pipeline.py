@@ -1,0 +1,76 @@
+"""End to end: the whole DAG with DVC on tiny params in a temporary copy, then an experiment that
+changes one loss weight and must rerun only train_joint and what follows it."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+BIN = Path(sys.executable).parent
+TINY = {
+    "data": {"synthetic_records": 150},
+    "model": {"widths": [8, 16], "depths": [1, 1], "latent_dim": 16, "prototypes_per_class": 2},
+    "train": {"max_epochs": 2, "patience": 2, "batch_size": 16, "crop_samples": 800},
+    "classifier": {"steps": 20},
+    "evaluate": {"bootstrap": 20},
+}
+
+
+def _sh(cmd, cwd):
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, shell=True)
+    assert result.returncode == 0, f"{cmd}\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("pipeline")
+    for name in ("stages", "ecgproto", ".dvc"):
+        shutil.copytree(REPO / name, ws / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
+    shutil.copy(REPO / "dvc.yaml", ws)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (ws / ".gitignore").write_text("/data/\n/models/\n")
+    _sh("git init -q && git config user.email t@t && git config user.name t && git add -A && git commit -qm init", ws)
+    return ws
+
+
+def test_repro_runs_every_stage_and_writes_metrics(workspace):
+    out = _sh("dvc repro", workspace)
+    for stage in ("data", "prepare", "train_joint", "project", "train_classifier", "baseline", "evaluate"):
+        assert f"Running stage '{stage}'" in out
+    metrics = json.loads((workspace / "metrics/evaluate.json").read_text())
+    for model in ("final", "joint", "baseline"):
+        assert 0.0 <= metrics[model]["macro_auroc"] <= 1.0
+        assert metrics[model]["macro_auroc_ci_low"] <= metrics[model]["macro_auroc_ci_high"]
+    per_label = json.loads((workspace / "metrics/per_label.json").read_text())
+    assert set(per_label["final"]) == set(per_label["test_positives"])
+    roc = json.loads((workspace / "plots/roc/final.json").read_text())
+    assert roc and set(roc[0]) == {"model", "label", "fpr", "tpr"}
+    rows = (workspace / "models/projection.csv").read_text().splitlines()
+    assert rows[0] == "prototype,class,source_ecg_id,similarity_before,similarity_after" and len(rows) == 33
+    assert "up to date" in _sh("dvc status", workspace) or "Data and pipelines are up to date" in _sh("dvc status", workspace)
+
+
+def test_changing_a_loss_weight_reruns_only_what_depends_on_it(workspace):
+    _sh("git add -A && git commit -qm base", workspace)
+    out = _sh("dvc exp run -S loss.clst=0.8", workspace)
+    for stage in ("data", "prepare", "baseline"):
+        assert f"Stage '{stage}' didn't change, skipping" in out
+    for stage in ("train_joint", "project", "train_classifier", "evaluate"):
+        assert f"Running stage '{stage}'" in out
+    shown = json.loads(_sh("dvc exp show --json", workspace))
+    experiments = [e for commit in shown for e in (commit.get("experiments") or [])]
+    assert experiments, shown
+    exp = experiments[0]["revs"][0]["data"]
+    assert exp["params"]["params.yaml"]["data"]["loss"]["clst"] == 0.8
+    assert "final" in exp["metrics"]["metrics/evaluate.json"]["data"]

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from ecgproto import evaluation
+from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig
+from ecgproto.projection import project
+
+
+def test_projection_picks_most_similar_same_class_training_ecg():
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=1, latent_dim=2))
+    with torch.no_grad():
+        m.prototypes.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    z = torch.tensor([[1.0, 0.05],   # closest to prototype 0 but class 1
+                      [1.0, 0.5],    # class 0, cos 0.894 to prototype 0
+                      [1.0, 1.0],    # class 0, cos 0.707
+                      [0.2, 1.0]])   # class 1, the best class-1 match for prototype 1
+    labels = np.array([[0, 1], [1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    rows = project(m, z, labels, np.array([11, 12, 13, 14]), ["A", "B"])
+    assert [r["source_ecg_id"] for r in rows] == [12, 14]
+    assert rows[0]["similarity_before"] == pytest.approx(1 / np.sqrt(1.25), abs=1e-5)
+    assert rows[0]["similarity_after"] == pytest.approx(1.0, abs=1e-5)
+    torch.testing.assert_close(m.prototypes.detach(), z[[1, 3]])
+
+
+def test_projection_keeps_a_prototype_whose_class_has_no_training_positive():
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(2, 1, 2))
+    before = m.prototypes.detach().clone()
+    rows = project(m, torch.randn(3, 2), np.array([[1, 0]] * 3, dtype=np.float32), np.arange(3), ["A", "B"])
+    assert rows[1]["source_ecg_id"] == -1
+    torch.testing.assert_close(m.prototypes[1].detach(), before[1])
+
+
+def _example(seed=0, n=120, c=5):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, c)) < 0.2).astype(np.float32)
+    y[:, 4] = 0  # a label with no positive
+    p = np.round(rng.random((n, c)) + 0.4 * y, 2)  # rounding creates ties
+    return y, p
+
+
+def test_auroc_equals_scikit_learn_and_excludes_labels_without_positives():
+    y, p = _example()
+    per_label = evaluation.per_label_auroc(y, p)
+    for j in range(4):
+        assert per_label[j] == pytest.approx(roc_auc_score(y[:, j], p[:, j]), abs=1e-12)
+    assert np.isnan(per_label[4])
+    assert evaluation.macro_auroc(y, p) == pytest.approx(np.mean([roc_auc_score(y[:, j], p[:, j]) for j in range(4)]))
+    assert evaluation.macro_auprc(y, p) == pytest.approx(
+        np.mean([average_precision_score(y[:, j], p[:, j]) for j in range(4)]))
+
+
+def test_per_batch_auroc_by_hand():
+    y = np.array([[1, 0], [0, 0], [0, 1], [1, 1], [0, 0], [0, 0]], dtype=np.float32)
+    p = np.array([[0.9, 0.1], [0.2, 0.3], [0.8, 0.6], [0.1, 0.2], [0.5, 0.5], [0.4, 0.4]])
+    # batch 1 (rows 0-2): label 0 AUROC 1.0 (0.9 vs 0.2, 0.8); label 1 AUROC 1.0 (0.6 vs 0.1, 0.3) -> 1.0
+    # batch 2 (rows 3-5): label 0: 0.1 vs 0.5, 0.4 -> 0.0; label 1: 0.2 vs 0.5, 0.4 -> 0.0 -> 0.0
+    assert evaluation.per_batch_auroc(y, p, batch_size=3) == pytest.approx(0.5)
+    # batches of 2: rows 0-1 give 1.0 (label 0 only), rows 2-3 give 0.0 (label 0: 0.1 < 0.8), rows 4-5 have
+    # no positive at all and are skipped, not counted as 0.5
+    assert evaluation.per_batch_auroc(y, p, batch_size=2) == pytest.approx(0.5)
+
+
+def test_bootstrap_interval_contains_the_estimate():
+    y, p = _example(1, n=300)
+    low, high = evaluation.bootstrap_interval(y, p, n=200, seed=0)
+    assert low < evaluation.macro_auroc(y, p) < high
+    assert (low, high) == evaluation.bootstrap_interval(y, p, n=200, seed=0)
