@@ -115,6 +115,12 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class JointParams:
+    # Published: the last layer stays at its +1/-0.5 initialisation during the joint stage.
+    train_last_layer: bool = False
+
+
+@dataclass(frozen=True)
 class ClassifierParams:
     lr: float = 0.01
     steps: int = 500
@@ -144,6 +150,7 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     loss: LossParams = field(default_factory=LossParams)
     train: TrainParams = field(default_factory=TrainParams)
+    joint: JointParams = field(default_factory=JointParams)
     classifier: ClassifierParams = field(default_factory=ClassifierParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
 

@@ -14,7 +14,10 @@ def main(params):
     meta = load_meta("data/prepared")
     train, val = load_split("data/prepared", "train"), load_split("data/prepared", "val")
     model = ProtoECGNet1D(backbone_config(params), prototype_config(params, len(meta["labels"]))).to(dev)
-    freeze_all_but(model, model.backbone, model.addon, model.prototypes)
+    trained = [model.backbone, model.addon, model.prototypes]
+    if params.joint.train_last_layer:
+        trained.append(model.last_layer)
+    freeze_all_but(model, *trained)
     loss_fn = prototype_loss(torch.tensor(meta["pos_weight"], device=dev),
                              torch.tensor(meta["cooccurrence"], device=dev), params.loss)
     best, epoch = fit(model, train, val, params.train, loss_fn, dev, params.seed, training_curves("train_joint"))
