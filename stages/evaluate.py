@@ -10,7 +10,8 @@ from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig, count
 from ecgproto.prepare import load_meta, load_split
 from ecgproto.train import load_checkpoint, predict
 
-MODELS = {"final": "models/final.pt", "joint": "models/joint.pt", "baseline": "models/baseline.pt"}
+MODELS = {"final": "models/final.pt", "projected": "models/projected.pt", "joint": "models/joint.pt",
+          "baseline": "models/baseline.pt"}
 
 
 def main(params):
