@@ -113,7 +113,7 @@ def fit(model, train, val, settings: TrainParams, loss_fn: Callable, device, see
         values = {**{f"train_{k}": v / n for k, v in sums.items()}, "val_macro_auroc": val_auroc}
         on_epoch(epoch, values)
         log.info("epoch %d: loss %.4f, val macro-AUROC %.4f", epoch, values["train_loss"], val_auroc)
-        if val_auroc > best[0]:
+        if best[2] is None or val_auroc > best[0]:  # NaN (no evaluable label) keeps the first epoch
             best = (val_auroc, epoch, copy.deepcopy(model.state_dict()))
         elif epoch - best[1] >= settings.patience:
             log.info("early stop: no improvement for %d epochs", settings.patience)
