@@ -23,12 +23,14 @@ test: $(STAMP)
 	. $(BIN)/activate && pytest -q
 
 # The whole DAG on the 1,625 real PTB-XL ECGs of ../shared/ptbxl-real-subset (folds 1-9): train on 1-8,
-# early-stop on 9, and evaluate on 9 too (the subset has no fold 10; the metrics say so). SEED=n varies it.
+# early-stop on 9, and evaluate on 9 too (the subset has no fold 10; the metrics say so). SEED=n varies
+# it; ARGS adds more -S overrides, e.g. ARGS="-S 'model.widths=[64,128,256,512]' -S 'model.depths=[2,2,2,2]'".
 SEED ?= 42
+ARGS ?=
 REAL_SUBSET ?= $(abspath ../shared/ptbxl-real-subset)
 real-subset: $(STAMP)
 	. $(BIN)/activate && dvc exp run --temp -n real-subset-seed$(SEED) -S data.source=folder \
-		-S data.folder=$(REAL_SUBSET) -S 'prepare.test_folds=[9]' -S seed=$(SEED)
+		-S data.folder=$(REAL_SUBSET) -S 'prepare.test_folds=[9]' -S seed=$(SEED) $(ARGS)
 
 # The published recipe on the same data, for comparison (ResNet-18, sigmoid add-on, lr 1e-4, no
 # standardisation, last layer frozen in the joint stage, no crops); epochs capped for a CPU.

@@ -17,7 +17,7 @@ def run(name, body):
     try:
         params = load(Path("params.yaml"))
         summary = body(params)
-    except (ConfigError, RecordError) as exc:
+    except (ConfigError, RecordError, FileNotFoundError) as exc:
         log.error("%s", exc)
         sys.exit(1)
     log.info("%s (%.1f s)", summary, time.perf_counter() - start)
