@@ -55,6 +55,8 @@ def batches(x: torch.Tensor, y: torch.Tensor, s: TrainParams, gen: torch.Generat
     length = x.shape[-1]
     for i in range(0, n, s.batch_size):
         idx = order[i:i + s.batch_size]
+        if len(idx) < 2:  # batch norm cannot train on a single record; it joins the next epoch's draw
+            break
         xb = x[idx]
         if s.crop_samples < length:
             starts = torch.randint(0, length - s.crop_samples + 1, (len(idx),), generator=gen)
@@ -105,7 +107,7 @@ def fit(model, train, val, settings: TrainParams, loss_fn: Callable, device, see
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            for k, v in {"loss": float(loss), **terms}.items():
+            for k, v in {"loss": float(loss.detach()), **terms}.items():
                 sums[k] = sums.get(k, 0.0) + v * len(xb)
             n += len(xb)
         sched.step()
@@ -125,7 +127,7 @@ def fit(model, train, val, settings: TrainParams, loss_fn: Callable, device, see
 def bce_loss(pos_weight):
     def loss_fn(model, xb, yb):
         loss = F.binary_cross_entropy_with_logits(model(xb), yb, pos_weight=pos_weight)
-        return loss, {"bce": float(loss)}
+        return loss, {"bce": float(loss.detach())}
     return loss_fn
 
 
@@ -166,7 +168,7 @@ def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_
         if step % eval_every == 0 or step == steps:
             with torch.no_grad():
                 val = macro_auroc(val_labels, (s_va @ weight.T).cpu().numpy())
-            on_step(step, {"train_loss": float(loss), "train_bce": float(bce), "val_macro_auroc": val})
+            on_step(step, {"train_loss": float(loss.detach()), "train_bce": float(bce.detach()), "val_macro_auroc": val})
             if val > best[0]:
                 best = (val, weight.detach().clone())
     with torch.no_grad():

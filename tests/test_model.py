@@ -51,3 +51,17 @@ def test_checkpoint_config_round_trip():
     assert build("linear", base.config()).config() == base.config()
     with pytest.raises(ValueError, match="latent_activation"):
         ProtoECGNet1D(TINY, PrototypeConfig(3, 2, 4, "tanh"))
+
+
+def test_batches_crop_and_never_yield_a_single_record():
+    from ecgproto.config import TrainParams
+    from ecgproto.train import batches
+
+    x = torch.arange(5 * 12 * 100, dtype=torch.float32).reshape(5, 12, 100)
+    y = torch.zeros(5, 3)
+    settings = TrainParams(batch_size=2, crop_samples=64)
+    out = list(batches(x, y, settings, torch.Generator().manual_seed(0)))
+    assert [len(xb) for xb, _ in out] == [2, 2]  # the fifth record is left for a later epoch
+    for xb, _ in out:
+        assert xb.shape == (2, 12, 64)
+        assert torch.all(torch.diff(xb, dim=-1) == 1)  # contiguous windows of the original signal
