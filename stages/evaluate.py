@@ -1,7 +1,6 @@
 """DVC stage `evaluate`: test-fold metrics for the final, joint and baseline models, ROC plot data."""
 from pathlib import Path
 
-import numpy as np
 from _common import device, run
 
 from ecgproto import evaluation

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import REAL_SUBSET
 from ecgproto.config import DataParams
-from ecgproto.dataset import copy_tree, materialise, read_checksums
+from ecgproto.dataset import materialise, read_checksums
 from ecgproto.ptbxl import RecordError, read_metadata
 
 

@@ -5,7 +5,7 @@ import pytest
 from scipy.signal import find_peaks
 
 from ecgproto import synth
-from ecgproto.ptbxl import LABELS, LEADS, label_matrix, read_metadata, read_record
+from ecgproto.ptbxl import LABELS, LEADS, read_metadata, read_record
 
 
 def test_layout_and_columns(tiny_tree):
