@@ -37,6 +37,88 @@ def _gate(args) -> str:
     return f"ok: {line}"
 
 
+def _top(value: str):
+    if value == "all":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"--top {value!r}: expected a positive integer or 'all'")
+    return int(value)
+
+
+def _explain(args) -> str:
+    """One record: every label's probability and, for the predicted ones, the prototypes behind it."""
+    import json
+
+    from .ecgplot import draw_explanation
+    from .explain import explain, load_model, preprocess, read_ecg, where_it_matches
+
+    model, state = load_model(Path(args.model))
+    millivolts, note = read_ecg(args.record)
+    if note:
+        print(note, file=sys.stderr)
+    x = preprocess(millivolts, state["preprocessing"])
+    labels = state["labels"]
+    entries = explain(model, x, labels, state.get("prototype_source_ecg_ids"), top=args.top)[0]
+    if args.plot:
+        from .files import atomic_path
+
+        top = len(entries[0]["prototypes"]) if args.top is None else args.top
+        with atomic_path(Path(args.plot)) as tmp:
+            draw_explanation(tmp, millivolts, str(args.record), entries, where_it_matches(model, x)[0],
+                             args.threshold, len(labels), min(top, 5))
+    if args.json:
+        return json.dumps(entries, indent=2)
+    lines = [f"{'label':<6} {'probability':>11}"]
+    for e in sorted(entries, key=lambda e: -e["probability"]):
+        lines.append(f"{e['label']:<6} {e['probability']:>11.4f}")
+        if e["probability"] >= args.threshold:
+            for p in e["prototypes"]:
+                lines.append(f"    prototype {p['index']:>3} ({p['class']:<5}) similarity {p['similarity']:+.3f} "
+                             f"x weight {p['weight']:+.3f} = {p['contribution']:+.3f}   "
+                             f"source ecg_id {p['source_ecg_id']}")
+    return "\n".join(lines)
+
+
+def _records_in(paths) -> list:
+    """Record paths (without extension) from record paths and folders (searched recursively)."""
+    records = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(h.with_suffix("") for h in p.rglob("*.hea"))
+            if not found:
+                raise RecordError(f"{p}: folder holds no WFDB header (.hea) files")
+            records += found
+        else:
+            records.append(p.with_suffix("") if p.suffix in (".hea", ".dat") else p)
+    return records
+
+
+def _predict(args) -> str:
+    """Probabilities for many records, written atomically to one CSV (a record per row)."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from tqdm import tqdm
+
+    from .explain import load_model, preprocess, read_ecg
+    from .files import atomic_path
+    from .train import predict
+
+    model, state = load_model(Path(args.model), require_prototypes=False)
+    records = _records_in(args.records)
+    rows = []
+    with tqdm(total=len(records), desc="predict", unit="rec", disable=not sys.stderr.isatty()) as bar:
+        for start in range(0, len(records), args.batch_size):
+            chunk = records[start:start + args.batch_size]
+            millivolts = np.stack([read_ecg(r)[0] for r in chunk])
+            probs = predict(model, preprocess(millivolts, state["preprocessing"]), torch.device("cpu"))["probs"]
+            rows += [[str(r), *p] for r, p in zip(chunk, probs.round(6))]
+            bar.update(len(chunk))
+    with atomic_path(Path(args.out)) as tmp:
+        pd.DataFrame(rows, columns=["record", *state["labels"]]).to_csv(tmp, index=False)
+    return f"wrote probabilities of {len(state['labels'])} labels for {len(rows)} records to {args.out}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecgproto", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -45,6 +127,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=int, default=2000)
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=_synth)
+
+    p = sub.add_parser("explain", help="explain one ECG: probabilities and the prototypes behind them")
+    p.add_argument("record", help="WFDB record path without extension (100 Hz; 500 Hz is resampled)")
+    p.add_argument("--model", default="models/final.pt", help="prototype model file (default: %(default)s)")
+    p.add_argument("--top", type=_top, default=3, help="prototypes per label, or 'all' (default: %(default)s)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability at which a label is predicted")
+    p.add_argument("--json", action="store_true", help="print JSON: a list of labels with their prototypes")
+    p.add_argument("--plot", help="also draw the explanation into this PNG file")
+    p.set_defaults(func=_explain)
+
+    p = sub.add_parser("predict", help="label probabilities for many records into a CSV file")
+    p.add_argument("records", nargs="+", help="WFDB record paths (without extension) or folders of records")
+    p.add_argument("--out", required=True, help="CSV file to write (record, one column per label)")
+    p.add_argument("--model", default="models/final.pt", help="model file (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(func=_predict)
 
     p = sub.add_parser("gate", help="fail when a metric dropped more than --max-drop below a git revision's")
     p.add_argument("--file", default="metrics/evaluate.json")

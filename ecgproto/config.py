@@ -142,6 +142,25 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class ExplainParams:
+    codes: tuple = ("SR", "AFIB", "STACH", "SBRAD", "PACE")
+    top_prototypes: int = 3
+    max_labels: int = 2
+    threshold: float = 0.5
+    purity_neighbours: int = 10
+
+    def validate(self):
+        unknown = [c for c in self.codes if c not in LABELS]
+        if unknown:
+            raise ConfigError(f"explain.codes = {list(self.codes)}: unknown codes {unknown}; allowed: {list(LABELS)}")
+        _at_least("explain.top_prototypes", self.top_prototypes, 1)
+        _at_least("explain.max_labels", self.max_labels, 1)
+        _at_least("explain.purity_neighbours", self.purity_neighbours, 1)
+        if not 0 < self.threshold < 1:
+            raise ConfigError(f"explain.threshold = {self.threshold}: expected a probability between 0 and 1")
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = 42
     device: str = "auto"
@@ -153,6 +172,7 @@ class Params:
     joint: JointParams = field(default_factory=JointParams)
     classifier: ClassifierParams = field(default_factory=ClassifierParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    explain: ExplainParams = field(default_factory=ExplainParams)
 
     def validate(self):
         _choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))

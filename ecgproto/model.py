@@ -132,6 +132,13 @@ class ProtoECGNet1D(nn.Module):
     def similarities(self, z):
         return F.normalize(z, dim=-1) @ F.normalize(self.prototypes, dim=-1).T
 
+    def local_similarities(self, x):
+        """(B, P, T') cosine between each prototype and the add-on applied to each time step of the
+        feature map before pooling (one step per 32 input samples): where in the ECG a prototype
+        matches. The published model stops at the pooled, global similarity."""
+        steps = self.backbone(x).transpose(1, 2)  # (B, T', F)
+        return self.similarities(self.addon(steps)).transpose(1, 2)
+
     def forward(self, x):
         """Returns (logits, similarities)."""
         s = self.similarities(self.latent(x))

@@ -104,14 +104,16 @@ def read_header(hea: Path) -> Header:
     return Header(n_sig, fs, n_samples, tuple(fmts), np.array(gains), np.array(baselines), tuple(names))
 
 
-def read_record(path_without_ext: Path) -> np.ndarray:
-    """One 100 Hz PTB-XL record as (12, 1000) float32 millivolts, validated against the layout."""
+def read_record(path_without_ext: Path, fs: int = FS) -> np.ndarray:
+    """One 10 s PTB-XL record as (12, 10 x fs) float32 millivolts, validated against the layout
+    (fs = 100 for records100, 500 for records500)."""
     base = Path(path_without_ext)
     hdr = read_header(base.with_suffix(".hea"))
-    expected = (len(LEADS), float(FS), N_SAMPLES)
+    n_samples = N_SAMPLES * fs // FS
+    expected = (len(LEADS), float(fs), n_samples)
     if (hdr.n_sig, hdr.fs, hdr.n_samples) != expected:
         raise RecordError(f"{base}: header has {hdr.n_sig} leads at {hdr.fs:g} Hz x {hdr.n_samples} samples; "
-                          f"expected {expected[0]} leads at {FS} Hz x {N_SAMPLES} samples")
+                          f"expected {expected[0]} leads at {fs} Hz x {n_samples} samples")
     if set(hdr.fmt) != {"16"}:
         raise RecordError(f"{base}: WFDB format {sorted(set(hdr.fmt))}; expected 16 (PTB-XL)")
     names = tuple(n.upper() for n in hdr.sig_name)
@@ -122,10 +124,10 @@ def read_record(path_without_ext: Path) -> np.ndarray:
         raw = np.fromfile(dat, dtype="<i2")
     except FileNotFoundError:
         raise RecordError(f"{dat}: signal file not found") from None
-    if raw.size != N_SAMPLES * len(LEADS):
-        raise RecordError(f"{dat}: {raw.size * 2} bytes; expected {N_SAMPLES * len(LEADS) * 2} "
-                          "(truncated or not a 12-lead 1000-sample record)")
-    digital = raw.reshape(N_SAMPLES, len(LEADS)).T
+    if raw.size != n_samples * len(LEADS):
+        raise RecordError(f"{dat}: {raw.size * 2} bytes; expected {n_samples * len(LEADS) * 2} "
+                          f"(truncated or not a 12-lead {n_samples}-sample record)")
+    digital = raw.reshape(n_samples, len(LEADS)).T
     if (digital == WFDB_NAN).any():
         lead = LEADS[int(np.nonzero((digital == WFDB_NAN).any(axis=1))[0][0])]
         raise RecordError(f"{base}: NaN (missing) samples in lead {lead}")
@@ -134,18 +136,19 @@ def read_record(path_without_ext: Path) -> np.ndarray:
     return ((digital - hdr.baseline[:, None]) / hdr.gain[:, None]).astype(np.float32)
 
 
-def write_record(path_without_ext: Path, millivolts: np.ndarray) -> None:
-    """Write (12, 1000) millivolts as a PTB-XL 100 Hz record: format 16, gain 1000/mV, baseline 0.
+def write_record(path_without_ext: Path, millivolts: np.ndarray, fs: int = FS) -> None:
+    """Write (12, 10 x fs) millivolts as a PTB-XL record: format 16, gain 1000/mV, baseline 0.
 
     Byte-identical to wfdb.wrsamp with the same fields (a test checks this); wfdb's own writer spends
     ~95 ms per record in header validation, which would dominate generating a dataset.
     """
     base = Path(path_without_ext)
     digital = np.clip(np.round(np.asarray(millivolts, dtype=np.float64) * 1000), -32767, 32767).astype("<i2")
-    if digital.shape != (len(LEADS), N_SAMPLES):
-        raise ValueError(f"{base}: signal shape {digital.shape}; expected {(len(LEADS), N_SAMPLES)}")
+    n_samples = N_SAMPLES * fs // FS
+    if digital.shape != (len(LEADS), n_samples):
+        raise ValueError(f"{base}: signal shape {digital.shape}; expected {(len(LEADS), n_samples)}")
     checksums = digital.astype(np.int64).sum(axis=1) % 65536
-    lines = [f"{base.name} {len(LEADS)} {FS} {N_SAMPLES}"]
+    lines = [f"{base.name} {len(LEADS)} {fs} {n_samples}"]
     lines += [f"{base.name}.dat 16 1000.0(0)/mV 16 0 {digital[k, 0]} {checksums[k]} 0 {lead}"
               for k, lead in enumerate(LEADS)]
     base.with_suffix(".hea").write_text("\n".join(lines) + "\n")

@@ -46,7 +46,7 @@ def workspace(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_metrics(workspace):
     out = _sh("dvc repro", workspace)
-    for stage in ("data", "prepare", "train_joint", "project", "train_classifier", "baseline", "evaluate"):
+    for stage in ("data", "prepare", "train_joint", "project", "train_classifier", "baseline", "evaluate", "explain"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((workspace / "metrics/evaluate.json").read_text())
     for model in ("final", "joint", "baseline"):
@@ -58,6 +58,13 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     assert roc and set(roc[0]) == {"model", "label", "fpr", "tpr"}
     rows = (workspace / "models/projection.csv").read_text().splitlines()
     assert rows[0] == "prototype,class,source_ecg_id,similarity_before,similarity_after" and len(rows) == 33
+    gallery = sorted(p.stem for p in (workspace / "reports/explain/gallery").glob("*.png"))
+    assert gallery == sorted(per_label["test_positives"])
+    cases = json.loads((workspace / "reports/explain/cases.json").read_text())
+    for case in cases:
+        assert case["figure"] is None or (workspace / "reports/explain" / case["figure"]).is_file()
+    figures = json.loads((workspace / "metrics/interpretability.json").read_text())
+    assert figures["prototypes"] == 32 and 0 <= figures["class_purity_top10"] <= 1
     assert "up to date" in _sh("dvc status", workspace)
 
 
@@ -66,7 +73,7 @@ def test_changing_a_loss_weight_reruns_only_what_depends_on_it(workspace):
     out = _sh("dvc exp run -S loss.clst=0.8", workspace)
     for stage in ("data", "prepare", "baseline"):
         assert f"Stage '{stage}' didn't change, skipping" in out
-    for stage in ("train_joint", "project", "train_classifier", "evaluate"):
+    for stage in ("train_joint", "project", "train_classifier", "evaluate", "explain"):
         assert f"Running stage '{stage}'" in out
     shown = json.loads(_sh("dvc exp show --json", workspace))
     experiments = [e for commit in shown for e in (commit.get("experiments") or [])]

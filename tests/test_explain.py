@@ -1,0 +1,180 @@
+"""Explanations: the exact logit decomposition, where a prototype matches, interpretability figures,
+case choice, and the `ecgproto explain` / `ecgproto predict` commands with their errors."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import SAMPLE, needs_sample
+from ecgproto.cli import main
+from ecgproto.explain import choose_cases, explain, interpretability, read_ecg, where_it_matches
+from ecgproto.model import BackboneConfig, LinearHeadNet, ProtoECGNet1D, PrototypeConfig
+from ecgproto.ptbxl import LABELS, RecordError, write_record
+from ecgproto.signal import LeadScaler
+from ecgproto.train import save_checkpoint
+
+SMALL = BackboneConfig((8, 16, 16, 16), (1, 1, 1, 1))
+META = {"labels": list(LABELS), "highpass_hz": 0.5, "filter_order": 1, "scaler": LeadScaler.identity(12).to_dict()}
+
+
+def small_model(seed=0, per_class=2):
+    torch.manual_seed(seed)
+    model = ProtoECGNet1D(SMALL, PrototypeConfig(len(LABELS), per_class, 16, "none")).eval()
+    with torch.no_grad():  # a trained-looking last layer, not the +1/-0.5 initialisation
+        model.last_layer.weight.normal_()
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "final.pt"
+    model = small_model()
+    n = model.prototypes.shape[0]
+    save_checkpoint(path, model, META, prototype_source_ecg_ids=list(range(1000, 1000 + n)))
+    return path
+
+
+def test_contributions_sum_to_the_logit_for_every_label():
+    model = small_model()
+    x = np.random.default_rng(0).standard_normal((3, 12, 1000)).astype(np.float32)
+    explained = explain(model, x, list(LABELS), top=None)
+    with torch.no_grad():
+        logits, _ = model(torch.from_numpy(x))
+    for n, entries in enumerate(explained):
+        assert [e["label"] for e in entries] == list(LABELS)
+        for c, e in enumerate(entries):
+            contributions = [p["contribution"] for p in e["prototypes"]]
+            assert len(contributions) == model.prototypes.shape[0]
+            assert sum(contributions) == pytest.approx(e["logit"], abs=1e-4)
+            assert e["logit"] == pytest.approx(float(logits[n, c]), abs=1e-5)
+            assert e["probability"] == pytest.approx(1 / (1 + np.exp(-e["logit"])), rel=1e-6)
+            assert contributions == sorted(contributions, reverse=True)
+            for p in e["prototypes"]:
+                assert p["contribution"] == pytest.approx(p["similarity"] * p["weight"], abs=1e-6)
+    assert all(len(e["prototypes"]) == 3 for e in explain(model, x[:1], list(LABELS), top=3)[0])
+
+
+def test_the_highlight_peaks_where_a_planted_pattern_was_inserted():
+    model = small_model(seed=3)
+    rng = np.random.default_rng(3)
+
+    def ecg_with_burst_at(start):
+        x = 0.1 * rng.standard_normal((1, 12, 1000)).astype(np.float32)
+        x[0, :, start:start + 50] += 3 * np.sin(2 * np.pi * np.arange(50) / 10)
+        return x
+
+    source, case = ecg_with_burst_at(200), ecg_with_burst_at(700)
+    with torch.no_grad():  # prototype 0 := the latent of the source's time step holding the burst
+        steps = model.addon(model.backbone(torch.from_numpy(source)).transpose(1, 2))[0]
+        model.prototypes[0] = steps[225 // 32]
+    highlight = where_it_matches(model, case)[0, 0]
+    assert highlight.shape == (1000,)
+    assert abs(int(np.argmax(highlight)) - 725) <= 50  # burst spans samples 700-750
+
+
+def test_interpretability_figures_on_a_hand_built_case():
+    model = ProtoECGNet1D(SMALL, PrototypeConfig(2, 2, 2, "none"))
+    with torch.no_grad():
+        model.prototypes.copy_(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]))
+    z = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    y = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
+    figures = interpretability(model, z, y, sources=[10, 10, 12, -1], labels=["A", "B"], k=2)
+    assert figures["projected"] == 3 and figures["distinct_source_ecgs"] == 2
+    assert figures["prototypes_sharing_a_source_ecg"] == 1
+    assert figures["class_purity_top2_by_class"] == {"A": 1.0, "B": 1.0}
+    cos = np.array([[1, 1, 0, 0.6], [1, 1, 0, 0.6], [0, 0, 1, 0.8], [0.6, 0.6, 0.8, 1]])
+    assert figures["mean_pairwise_cosine"] == pytest.approx(cos[~np.eye(4, dtype=bool)].mean(), abs=1e-4)
+    assert figures["mean_within_class_cosine"] == pytest.approx(0.9, abs=1e-4)
+    # ECG 0 = [1, 0]: nearest class-B prototype is [0.6, 0.8] -> 0.6
+    assert figures["mean_similarity_nearest_own_class_prototype"] > figures["mean_similarity_nearest_wrong_class_prototype"]
+
+
+def test_cases_cover_a_correct_detection_and_the_worst_mistake_per_code():
+    y = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 0]], dtype=np.float32)
+    p = np.array([[0.9, 0], [0.6, 0], [0.2, 0], [0, 0.3], [0, 0.8]])
+    cases = choose_cases(y, p, ["A", "B"], ["A", "B"], threshold=0.5)
+    assert cases == [{"index": 0, "code": "A", "outcome": "correct"}, {"index": 2, "code": "A", "outcome": "missed"},
+                     {"index": None, "code": "B", "outcome": "correct"}, {"index": 3, "code": "B", "outcome": "missed"}]
+
+
+@needs_sample
+def test_explain_cli_on_a_real_record_prints_json_of_the_stated_shape(model_file, capsys, tmp_path):
+    record = SAMPLE / "records100/00000/00001_lr"
+    assert main(["explain", str(record), "--model", str(model_file), "--json", "--top", "all",
+                 "--plot", str(tmp_path / "case.png")]) == 0
+    labels = json.loads(capsys.readouterr().out)
+    assert [e["label"] for e in labels] == list(LABELS)
+    for e in labels:
+        assert set(e) == {"label", "probability", "logit", "prototypes"}
+        assert 0 <= e["probability"] <= 1
+        assert sum(p["contribution"] for p in e["prototypes"]) == pytest.approx(e["logit"], abs=1e-4)
+        for p in e["prototypes"]:
+            assert set(p) == {"index", "class", "similarity", "weight", "contribution", "source_ecg_id"}
+            assert p["source_ecg_id"] == 1000 + p["index"]
+    assert (tmp_path / "case.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["explain", str(record), "--model", str(model_file)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["label", "probability"]
+
+
+@needs_sample
+def test_predict_writes_one_row_per_record(model_file, tmp_path):
+    out = tmp_path / "probs.csv"
+    assert main(["predict", str(SAMPLE / "records100"), "--out", str(out), "--model", str(model_file),
+                 "--batch-size", "4"]) == 0
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["record", *LABELS] and len(table) == 10
+    assert table[list(LABELS)].apply(lambda col: col.between(0, 1)).all().all()
+
+
+def _write(path, mv, fs=100):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_record(path, mv, fs=fs)
+    return path
+
+
+def test_a_500_hz_record_is_resampled_to_100_hz(tmp_path):
+    t = np.arange(5000) / 500
+    mv = np.tile(np.sin(2 * np.pi * 1.2 * t), (12, 1))
+    signal, note = read_ecg(_write(tmp_path / "r500", mv, fs=500))
+    assert signal.shape == (12, 1000) and "resampled from 500 Hz" in note
+    expected = np.sin(2 * np.pi * 1.2 * np.arange(1000) / 100)
+    assert np.abs(signal[0, 50:-50] - expected[50:-50]).max() < 0.01
+
+
+def test_bad_inputs_give_clear_errors(model_file, tmp_path, capsys):
+    good = _write(tmp_path / "good", np.zeros((12, 1000)))
+    hea = good.with_suffix(".hea").read_text()
+    (tmp_path / "rate.hea").write_text(hea.replace("good 12 100 1000", "rate 12 250 2500"))
+    (tmp_path / "leads.hea").write_text(hea.replace(" V6", " V7"))
+    nan = _write(tmp_path / "nan", np.zeros((12, 1000)))
+    raw = np.fromfile(nan.with_suffix(".dat"), dtype="<i2")
+    raw[5] = -32768
+    raw.tofile(nan.with_suffix(".dat"))
+    shutil.copy(good.with_suffix(".dat"), tmp_path / "leads.dat")
+    cases = {"rate": "sampled at 250 Hz", "leads": "expected ('I'", "nan": "NaN", "missing": "header file not found"}
+    for name, message in cases.items():
+        with pytest.raises(RecordError, match=message.replace("(", r"\(")):
+            read_ecg(tmp_path / name)
+        assert main(["explain", str(tmp_path / name), "--model", str(model_file)]) == 1
+        assert str(tmp_path / name) in capsys.readouterr().err
+    assert main(["explain", str(good), "--model", str(tmp_path / "none.pt")]) == 1
+    assert "model file not found" in capsys.readouterr().err
+
+
+def test_a_model_of_another_kind_or_label_set_is_refused(tmp_path, capsys):
+    record = _write(tmp_path / "rec", np.zeros((12, 1000)))
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, small_model(), {**META, "labels": ["NORM", *LABELS[1:]]}, prototype_source_ecg_ids=[])
+    assert main(["explain", str(record), "--model", str(other)]) == 1
+    assert "trained on labels ['NORM'" in capsys.readouterr().err
+    baseline = tmp_path / "baseline.pt"
+    save_checkpoint(baseline, LinearHeadNet(SMALL, len(LABELS)), META)
+    assert main(["explain", str(record), "--model", str(baseline)]) == 1
+    assert "has no prototypes" in capsys.readouterr().err
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(record), str(tmp_path / "absent"), "--out", str(out), "--model", str(baseline)]) == 1
+    assert "absent" in capsys.readouterr().err and not out.exists()
+    assert main(["predict", str(record), "--out", str(out), "--model", str(baseline)]) == 0 and out.exists()
