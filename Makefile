@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install repro test real-subset real-subset-published clean
+.PHONY: install repro test bench real-subset real-subset-published clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,11 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	. $(BIN)/activate && pytest -q
+
+# Speed and memory of the default model vs the published-size ResNet-18 (prints a table and writes
+# benchmarks/bench.json, which the report quotes; commit it after a run).
+bench: $(STAMP)
+	. $(BIN)/activate && ecgproto bench --out benchmarks/bench.json
 
 # The whole DAG on the 1,625 real PTB-XL ECGs of ../shared/ptbxl-real-subset (folds 1-9): train on 1-8,
 # early-stop on 9, and evaluate on 9 too (the subset has no fold 10; the metrics say so). SEED=n varies

@@ -119,6 +119,15 @@ def _predict(args) -> str:
     return f"wrote probabilities of {len(state['labels'])} labels for {len(rows)} records to {args.out}"
 
 
+def _bench(args) -> str:
+    from . import bench
+    from .files import write_json
+
+    result = bench.run(args.repeats, progress=lambda line: print(line, file=sys.stderr))
+    write_json(Path(args.out), result)
+    return f"{bench.table(result)}\n\n{result['machine']}, median of {args.repeats}; written to {args.out}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecgproto", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="models/final.pt", help="model file (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=256)
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("bench", help="efficiency benchmark: default model vs published-size ResNet-18")
+    p.add_argument("--out", default="benchmarks/bench.json", help="result file (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats per measure; the median is quoted")
+    p.set_defaults(func=_bench)
 
     p = sub.add_parser("gate", help="fail when a metric dropped more than --max-drop below a git revision's")
     p.add_argument("--file", default="metrics/evaluate.json")

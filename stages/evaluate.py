@@ -33,7 +33,8 @@ def main(params):
         headline[name], per_label[name] = evaluation.summarise(
             test.labels, probs, labels, params.evaluate.bootstrap, params.evaluate.per_batch_size, params.seed)
         write_json(Path(f"plots/roc/{name}.json"), evaluation.roc_points(test.labels, probs, labels, name))
-        sizes[name] = {"parameters": count_parameters(model.cpu()), "macs_per_ecg": count_macs(model.cpu())}
+        sizes[name] = {"parameters": count_parameters(model.cpu()), "macs_per_ecg": count_macs(model.cpu()),
+                       "file_bytes": Path(path).stat().st_size}
     # the published rhythm branch (ResNet-18 widths and depths, 512-d latent) for comparison
     published = ProtoECGNet1D(BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)),
                               PrototypeConfig(len(labels), params.model.prototypes_per_class, 512))

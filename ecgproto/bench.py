@@ -1,0 +1,159 @@
+"""Efficiency benchmark: the default model against the published-size ResNet-18 prototype model.
+
+Each timing runs in a fresh process (so that its peak memory is its own), after warm-up runs, and
+the median of several repeats is quoted. Timings are noisy and machine-bound: they go to the
+benchmark's own result file, never into DVC metrics.
+"""
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import time
+from datetime import datetime, timezone
+
+import torch
+
+from .model import BackboneConfig, ProtoECGNet1D, PrototypeConfig, count_macs, count_parameters
+from .ptbxl import LABELS, N_SAMPLES
+
+MODELS = {
+    "default": {"backbone": BackboneConfig((32, 64, 128, 256), (1, 1, 1, 1)), "latent_dim": 128},
+    "published_resnet18": {"backbone": BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)), "latent_dim": 512},
+}
+GOALS = {"parameters_ratio": 4.0, "macs_ratio": 4.0, "latency_ms_1_thread": 2.0, "train_throughput_ratio": 4.0}
+
+
+def build_model(name: str) -> ProtoECGNet1D:
+    spec = MODELS[name]
+    return ProtoECGNet1D(spec["backbone"], PrototypeConfig(len(LABELS), 5, spec["latent_dim"], "none"))
+
+
+def file_bytes(model) -> int:
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+def _timed(fn, warmup: int, repeats: int, calls: int) -> float:
+    """Median seconds per call over `repeats` rounds of `calls` calls, after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    rounds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        rounds.append((time.perf_counter() - start) / calls)
+    return statistics.median(rounds)
+
+
+def _measure(name: str, mode: str, threads: int, repeats: int) -> dict:
+    """One measurement in this (fresh) process: 'latency', 'throughput' or 'train'."""
+    from .losses import joint_loss
+    from .config import LossParams
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = build_model(name)
+    if mode == "train":
+        batch = 32
+        x, y = torch.randn(batch, 12, N_SAMPLES), (torch.rand(batch, len(LABELS)) < 0.2).float()
+        ones, cooc = torch.ones(len(LABELS)), torch.eye(len(LABELS))
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model.train()
+
+        def step():
+            logits, sims = model(x)
+            loss, _ = joint_loss(logits, sims, y, model, ones, cooc, LossParams())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        seconds = _timed(step, warmup=3, repeats=repeats, calls=5)
+    else:
+        batch = 256 if mode == "throughput" else 1
+        x = torch.randn(batch, 12, N_SAMPLES)
+        model.eval()
+        if mode == "latency_torchscript":  # deployment form: traced, frozen (batch norm folded)
+            with torch.inference_mode():
+                model = torch.jit.freeze(torch.jit.trace(model, x))
+
+        def step():
+            with torch.inference_mode():
+                model(x)
+
+        seconds = _timed(step, warmup=10 if batch == 1 else 1, repeats=repeats, calls=50 if batch == 1 else 2)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    return {"seconds_per_batch": seconds, "batch": batch, "threads": threads, "peak_rss_mb": round(peak_mb, 1)}
+
+
+def run(repeats: int = 5, progress=print) -> dict:
+    threads = os.cpu_count() or 1
+    context = multiprocessing.get_context("spawn")
+    result = {"machine": {"cpus": threads, "processor": platform.processor() or platform.machine(),
+                          "python": platform.python_version(), "torch": torch.__version__},
+              "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "repeats": repeats,
+              "models": {}}
+    for name in MODELS:
+        model = build_model(name)
+        row = {"parameters": count_parameters(model), "macs_per_ecg": count_macs(model),
+               "file_bytes": file_bytes(model)}
+        for mode, n_threads in (("latency", 1), ("latency_torchscript", 1), ("throughput", threads),
+                                ("train", threads)):
+            progress(f"{name}: {mode} ({n_threads} thread{'s' if n_threads > 1 else ''})")
+            with context.Pool(1) as pool:
+                m = pool.apply(_measure, (name, mode, n_threads, repeats))
+            per_ecg = m["seconds_per_batch"] / m["batch"]
+            if mode.startswith("latency"):
+                row[mode.replace("latency", "latency_ms_batch1_1_thread")] = round(m["seconds_per_batch"] * 1e3, 3)
+            elif mode == "throughput":
+                row[f"inference_ecg_per_s_batch256_{threads}_threads"] = round(1 / per_ecg, 1)
+                row["peak_rss_mb_inference_batch256"] = m["peak_rss_mb"]
+            else:
+                row[f"train_ecg_per_s_batch32_{threads}_threads"] = round(1 / per_ecg, 1)
+                row["peak_rss_mb_train_batch32"] = m["peak_rss_mb"]
+        result["models"][name] = row
+    result["ratios"] = ratios(result["models"], threads)
+    result["goals"] = goals(result["models"], result["ratios"])
+    return result
+
+
+def ratios(models: dict, threads: int) -> dict:
+    """published / default for sizes and times, default / published for speeds (all > 1 = better)."""
+    d, p = models["default"], models["published_resnet18"]
+    speed = [f"inference_ecg_per_s_batch256_{threads}_threads", f"train_ecg_per_s_batch32_{threads}_threads"]
+    out = {k: round(p[k] / d[k], 2) for k in ("parameters", "macs_per_ecg", "file_bytes",
+                                                "latency_ms_batch1_1_thread", "latency_ms_batch1_1_thread_torchscript")}
+    out.update({k: round(d[k] / p[k], 2) for k in speed})
+    return out
+
+
+def goals(models: dict, ratio: dict) -> dict:
+    train_key = next(k for k in ratio if k.startswith("train_"))
+    checks = {
+        f"default has >= {GOALS['parameters_ratio']:g}x fewer parameters": ratio["parameters"] >= GOALS["parameters_ratio"],
+        f"default has >= {GOALS['macs_ratio']:g}x fewer multiply-accumulates": ratio["macs_per_ecg"] >= GOALS["macs_ratio"],
+        f"default latency <= {GOALS['latency_ms_1_thread']:g} ms per ECG (batch 1, 1 thread), eager PyTorch":
+            models["default"]["latency_ms_batch1_1_thread"] <= GOALS["latency_ms_1_thread"],
+        f"default latency <= {GOALS['latency_ms_1_thread']:g} ms per ECG (batch 1, 1 thread), TorchScript frozen":
+            models["default"]["latency_ms_batch1_1_thread_torchscript"] <= GOALS["latency_ms_1_thread"],
+        f"default trains >= {GOALS['train_throughput_ratio']:g}x faster": ratio[train_key] >= GOALS["train_throughput_ratio"],
+    }
+    return {k: bool(v) for k, v in checks.items()}
+
+
+def table(result: dict) -> str:
+    """The result as a Markdown table (models side by side, then ratios and goals)."""
+    names = list(result["models"])
+    keys = list(result["models"][names[0]])
+    lines = ["| measure | " + " | ".join(names) + " | ratio (better = > 1) |", "| --- |" + " --- |" * (len(names) + 1)]
+    for k in keys:
+        values = " | ".join(f"{result['models'][n][k]:,}" for n in names)
+        lines.append(f"| {k} | {values} | {result['ratios'].get(k, '')} |")
+    lines.append("")
+    lines += [f"- {'met' if ok else 'NOT met'}: {goal}" for goal, ok in result["goals"].items()]
+    return "\n".join(lines)
