@@ -35,6 +35,7 @@ def workspace(tmp_path_factory):
     for name in ("stages", "ecgproto", ".dvc"):
         shutil.copytree(REPO / name, ws / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
     shutil.copy(REPO / "dvc.yaml", ws)
+    shutil.copytree(REPO / "benchmarks", ws / "benchmarks")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     for section, values in TINY.items():
         params[section].update(values)
@@ -46,7 +47,8 @@ def workspace(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_metrics(workspace):
     out = _sh("dvc repro", workspace)
-    for stage in ("data", "prepare", "train_joint", "project", "train_classifier", "baseline", "evaluate", "explain"):
+    for stage in ("data", "prepare", "train_joint", "project", "train_classifier", "baseline", "evaluate", "explain",
+                  "report"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((workspace / "metrics/evaluate.json").read_text())
     for model in ("final", "joint", "baseline"):
@@ -65,6 +67,10 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
         assert case["figure"] is None or (workspace / "reports/explain" / case["figure"]).is_file()
     figures = json.loads((workspace / "metrics/interpretability.json").read_text())
     assert figures["prototypes"] == 32 and 0 <= figures["class_purity_top10"] <= 1
+    text = (workspace / "reports/report.md").read_text()
+    assert text.splitlines()[2].startswith("> **SYNTHETIC DATA.**")
+    for figure in ("figures/roc.png", "figures/curves.png", "explain/gallery/AFIB.png"):
+        assert f"]({figure})" in text and (workspace / "reports" / figure).is_file()
     assert "up to date" in _sh("dvc status", workspace)
 
 
@@ -73,7 +79,8 @@ def test_changing_a_loss_weight_reruns_only_what_depends_on_it(workspace):
     out = _sh("dvc exp run -S loss.clst=0.8", workspace)
     for stage in ("data", "prepare", "baseline"):
         assert f"Stage '{stage}' didn't change, skipping" in out
-    for stage in ("train_joint", "project", "train_classifier", "evaluate", "explain"):
+    for stage in ("train_joint", "project", "train_classifier", "evaluate", "explain",
+                  "report"):
         assert f"Running stage '{stage}'" in out
     shown = json.loads(_sh("dvc exp show --json", workspace))
     experiments = [e for commit in shown for e in (commit.get("experiments") or [])]
