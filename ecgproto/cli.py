@@ -119,6 +119,19 @@ def _predict(args) -> str:
     return f"wrote probabilities of {len(state['labels'])} labels for {len(rows)} records to {args.out}"
 
 
+def _download(args) -> str:
+    from .download import DownloadError, download
+
+    try:
+        got = download(Path(args.out), args.base_url.rstrip("/") + "/", args.jobs, args.hr, args.retries,
+                       args.timeout, progress=sys.stderr.isatty())
+    except DownloadError as exc:
+        raise ValueError(str(exc)) from None
+    speed = f", {got['mb_per_s']} MB/s" if got["mb_per_s"] else ""
+    return (f"{args.out}: {got['files']} files verified against SHA256SUMS.txt ({got['fetched']} fetched, "
+            f"{got['bytes'] / 1e6:.1f} MB in {got['seconds']} s{speed}; {got['already_present']} already present)")
+
+
 def _bench(args) -> str:
     from . import bench
     from .files import write_json
@@ -136,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--records", type=int, default=2000)
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(func=_synth)
+
+    p = sub.add_parser("download", help="download PTB-XL (metadata + 100 Hz records), verified and resumable")
+    p.add_argument("out", help="folder to download into (rerun to resume)")
+    p.add_argument("--base-url", default="https://physionet.org/files/ptb-xl/1.0.3/",
+                   help="release folder on the server (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=8, help="parallel connections")
+    p.add_argument("--hr", action="store_true", help="also the 500 Hz records (about 1.7 GB more)")
+    p.add_argument("--retries", type=int, default=3, help="retries per file, with exponential backoff")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a retry")
+    p.set_defaults(func=_download)
 
     p = sub.add_parser("explain", help="explain one ECG: probabilities and the prototypes behind them")
     p.add_argument("record", help="WFDB record path without extension (100 Hz; 500 Hz is resampled)")

@@ -17,16 +17,26 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DataParams:
-    source: str = "synthetic"         # synthetic | folder
+    source: str = "synthetic"         # synthetic | folder | ptbxl
     synthetic_records: int = 2000
     synthetic_seed: int = 42
-    folder: str = ""                  # an existing PTB-XL tree, used when source is "folder"
+    folder: str = ""                  # an existing PTB-XL tree, used (and verified) when source is "folder"
+    ptbxl_url: str = "https://physionet.org/files/ptb-xl/"
+    ptbxl_version: str = "1.0.3"
+    download_dir: str = "data/download"   # persistent across runs, so an interrupted download resumes
+    download_jobs: int = 8
+    download_500hz: bool = False
+    missing_records: str = "error"    # error | drop: metadata rows whose record files are absent
 
     def validate(self):
-        _choice("data.source", self.source, ("synthetic", "folder"))
+        _choice("data.source", self.source, ("synthetic", "folder", "ptbxl"))
+        _choice("data.missing_records", self.missing_records, ("error", "drop"))
         _at_least("data.synthetic_records", self.synthetic_records, 1)
+        _at_least("data.download_jobs", self.download_jobs, 1)
         if self.source == "folder" and not self.folder:
             raise ConfigError("data.folder is empty; with data.source: folder it must name a PTB-XL tree")
+        if self.source == "ptbxl" and not self.ptbxl_url.startswith(("http://", "https://")):
+            raise ConfigError(f"data.ptbxl_url = {self.ptbxl_url!r}: expected an http(s) URL")
 
 
 @dataclass(frozen=True)

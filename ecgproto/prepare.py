@@ -90,6 +90,9 @@ def label_counts(splits: dict, meta: dict) -> dict:
            "skipped_records": len(meta["skipped_ecg_ids"])}
     for name, s in splits.items():
         out[f"positives_{name}"] = {code: int(n) for code, n in zip(meta["labels"], s.labels.sum(0))}
+    # rare codes can be absent from a split: nothing crashes, and this says where
+    out["codes_without_positives"] = {name: " ".join(c for c, n in out[f"positives_{name}"].items() if n == 0)
+                                      for name in splits}
     return out
 
 

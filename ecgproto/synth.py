@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from .checksums import write_checksums
 from .ptbxl import FS, LABELS, N_SAMPLES, write_record
 
 T = np.arange(N_SAMPLES) / FS
@@ -436,4 +437,5 @@ def generate(out: Path, n_records: int = 2000, seed: int = 42, progress: bool = 
     (out / "RECORDS").write_text("".join(f"{f}\n" for f in db["filename_lr"]))
     (out / "SYNTHETIC.json").write_text(json.dumps({"generator": "ecgproto.synth", "records": n_records,
                                                     "seed": seed}) + "\n")
+    write_checksums(out)  # as PhysioNet publishes it: every file verifiable
     return db

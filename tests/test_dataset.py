@@ -4,7 +4,8 @@ import pytest
 
 from conftest import REAL_SUBSET
 from ecgproto.config import DataParams
-from ecgproto.dataset import materialise, read_checksums
+from ecgproto.checksums import read_checksums
+from ecgproto.dataset import materialise
 from ecgproto.ptbxl import RecordError, read_metadata
 
 

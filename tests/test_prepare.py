@@ -57,6 +57,8 @@ def test_prepare_splits_scales_on_train_only(tiny_tree):
     assert np.array(meta["cooccurrence"]).shape == (16, 16)
     counts = prepare.label_counts(splits, meta)
     assert counts["records"] == n and set(counts["positives_test"]) == set(meta["labels"])
+    absent = {name: {c for c, k in counts[f"positives_{name}"].items() if k == 0} for name in splits}
+    assert {k: set(v.split()) for k, v in counts["codes_without_positives"].items()} == absent
 
 
 @pytest.mark.parametrize("key, value, message", [
