@@ -141,6 +141,18 @@ def _bench(args) -> str:
     return f"{bench.table(result)}\n\n{result['machine']}, median of {args.repeats}; written to {args.out}"
 
 
+def _bench_prepare(args) -> str:
+    import json
+
+    from . import bench_prepare
+    from .files import write_json
+
+    result = bench_prepare.run(Path(args.workdir), args.records, args.subset,
+                               progress=lambda line: print(line, file=sys.stderr))
+    write_json(Path(args.out), result)
+    return f"{json.dumps(result, indent=2)}\nwritten to {args.out}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecgproto", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -155,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", default="https://physionet.org/files/ptb-xl/1.0.3/",
                    help="release folder on the server (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=8, help="parallel connections")
-    p.add_argument("--hr", action="store_true", help="also the 500 Hz records (about 1.7 GB more)")
+    p.add_argument("--hr", action="store_true", help="also the 500 Hz records (about 2.6 GB more)")
     p.add_argument("--retries", type=int, default=3, help="retries per file, with exponential backoff")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a retry")
     p.set_defaults(func=_download)
@@ -180,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="benchmarks/bench.json", help="result file (default: %(default)s)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per measure; the median is quoted")
     p.set_defaults(func=_bench)
+
+    p = sub.add_parser("bench-prepare", help="prepare at full PTB-XL scale vs the straightforward loop")
+    p.add_argument("--workdir", default="data/bench", help="where the synthetic tree is generated (kept)")
+    p.add_argument("--records", type=int, default=21837, help="records to generate (default: full PTB-XL)")
+    p.add_argument("--subset", type=int, default=300, help="records timed with the straightforward loop")
+    p.add_argument("--out", default="benchmarks/prepare.json", help="result file (default: %(default)s)")
+    p.set_defaults(func=_bench_prepare)
 
     p = sub.add_parser("gate", help="fail when a metric dropped more than --max-drop below a git revision's")
     p.add_argument("--file", default="metrics/evaluate.json")

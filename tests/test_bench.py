@@ -22,3 +22,13 @@ def test_ratios_and_goals_follow_the_numbers():
     assert all(ok for goal, ok in met.items() if "fewer" in goal or "faster" in goal)
     text = bench.table({"models": models, "ratios": ratio, "goals": met})
     assert "| parameters | 100 | 500 | 5.0 |" in text and "NOT met" in text
+
+
+def test_prepare_benchmark_reports_rates_memory_and_speedup(tmp_path):
+    from ecgproto import bench_prepare
+
+    result = bench_prepare.run(tmp_path, records=60, subset=10, progress=lambda line: None)
+    assert result["records"] == 60 and result["straightforward_records"] == 10
+    assert result["prepare_records_per_s"] > 0 and result["prepare_peak_rss_mb"] > 0 and result["speedup"] > 0
+    assert (tmp_path / "prepared" / "meta.json").is_file()
+    assert set(result["goals"]) == {"whole PTB-XL prepared in < 60 s", "peak memory < 4 GB"}
