@@ -110,7 +110,11 @@ def _predict(args) -> str:
     with tqdm(total=len(records), desc="predict", unit="rec", disable=not sys.stderr.isatty()) as bar:
         for start in range(0, len(records), args.batch_size):
             chunk = records[start:start + args.batch_size]
-            millivolts = np.stack([read_ecg(r)[0] for r in chunk])
+            read = [read_ecg(r) for r in chunk]
+            for _, note in read:
+                if note:
+                    print(note, file=sys.stderr)
+            millivolts = np.stack([signal for signal, _ in read])
             probs = predict(model, preprocess(millivolts, state["preprocessing"]), torch.device("cpu"))["probs"]
             rows += [[str(r), *p] for r, p in zip(chunk, probs.round(6))]
             bar.update(len(chunk))

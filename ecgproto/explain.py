@@ -14,7 +14,7 @@ from scipy.signal import resample_poly
 
 from .ptbxl import FS, LABELS, RecordError, read_header, read_record
 from .signal import LeadScaler, highpass
-from .train import load_checkpoint
+from .train import load_checkpoint, predict
 
 
 class ModelError(ValueError):
@@ -80,12 +80,10 @@ def explain(model, x, labels, sources=None, top: int | None = 3) -> list:
     """For each ECG of x (N, 12, T): one entry per label with probability, logit and the prototypes
     with the largest contributions (similarity x last-layer weight); top=None lists all of them,
     whose contributions then sum to the logit."""
-    model.eval()
-    device = model.prototypes.device
-    logits, sims = model(torch.as_tensor(np.array(x, dtype=np.float32), device=device))
-    weight = model.last_layer.weight
-    contributions = (sims[:, None, :] * weight[None]).cpu().numpy()  # (N, C, P)
-    logits, sims, weight = logits.cpu().numpy(), sims.cpu().numpy(), weight.cpu().numpy()
+    out = predict(model, np.asarray(x, dtype=np.float32), model.prototypes.device)  # batched, eval mode
+    logits, sims = out["logits"], out["sims"]
+    weight = model.last_layer.weight.detach().cpu().numpy()
+    contributions = sims[:, None, :] * weight[None]  # (N, C, P)
     proto_class = [labels[c] for c in model.prototype_class.tolist()]
     sources = list(sources) if sources is not None else [-1] * len(proto_class)
     out = []

@@ -5,6 +5,8 @@ import time
 from pathlib import Path
 
 from ecgproto.config import ConfigError, load
+from ecgproto.download import DownloadError
+from ecgproto.explain import ModelError
 from ecgproto.ptbxl import RecordError
 
 log = logging.getLogger("ecgproto")
@@ -17,7 +19,7 @@ def run(name, body):
     try:
         params = load(Path("params.yaml"))
         summary = body(params)
-    except (ConfigError, RecordError, FileNotFoundError) as exc:
+    except (ConfigError, RecordError, DownloadError, ModelError, FileNotFoundError) as exc:
         log.error("%s", exc)
         sys.exit(1)
     log.info("%s (%.1f s)", summary, time.perf_counter() - start)

@@ -108,3 +108,20 @@ def test_unparsable_scp_codes(tmp_path, tiny_tree):
     (tmp_path / "ptbxl_database.csv").write_text("\n".join([head, first[:start] + "SR;AFIB" + first[end:]] + rest))
     with pytest.raises(RecordError, match="ecg_id 1 has unparsable scp_codes"):
         read_metadata(tmp_path)
+
+
+@needs_sample
+def test_v103_metadata_reads_like_v101(tmp_path):
+    """v1.0.3 = v1.0.1 minus the rows its changelog drops (duplicate recordings), ages > 89 stored as 300."""
+    import re
+
+    import pandas as pd
+
+    dropped = [int(i) for i in re.findall(r"->drop row with ecg_id=(\d+)", (SAMPLE / "ptbxl_v103_changelog.txt").read_text())]
+    raw = pd.read_csv(SAMPLE / "ptbxl_database.csv", index_col="ecg_id").drop(index=dropped)
+    raw.loc[raw["age"] > 89, "age"] = 300
+    raw.to_csv(tmp_path / "ptbxl_database.csv")
+    md = read_metadata(tmp_path)
+    assert len(dropped) == 38 and len(md) == 21799 and not set(dropped) & set(md.index)
+    y = label_matrix(md)
+    assert y.shape == (21799, 16) and y[md.index.get_loc(2), LABELS.index("SBRAD")] == 1
