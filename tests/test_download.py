@@ -115,3 +115,21 @@ def test_the_real_sample_served_locally_feeds_the_data_stage_and_prepare(tmp_pat
     splits, meta = prepare(tmp_path / "ptbxl", PrepareParams())
     assert {k: len(v.ecg_ids) for k, v in splits.items()} == {"train": 7, "val": 2, "test": 1}
     assert meta["labels"][8] == "SBRAD" and splits["train"].labels[:, 8].sum() == 1  # record 2 (fold 2)
+
+
+def test_the_data_stage_reports_a_failed_download_and_keeps_what_it_had(server, tiny_tree, tmp_path):
+    from test_prepare import _run_stage, _stage_workspace
+
+    server.faults.missing.add("records100/00000/00009_lr.dat")
+
+    def use_server(raw):
+        raw["data"].update(source="ptbxl", ptbxl_url=server.base, ptbxl_version="1.0.3", download_jobs=2)
+
+    ws = _stage_workspace(tmp_path, tiny_tree, use_server)
+    before = sorted(p.relative_to(ws) for p in (ws / "data/ptbxl").rglob("*"))
+    result = _run_stage(ws, "data")
+    assert result.returncode == 1
+    assert "00009_lr.dat: not found on the server (HTTP 404" in result.stderr and "run again" in result.stderr
+    assert sorted(p.relative_to(ws) for p in (ws / "data/ptbxl").rglob("*")) == before  # old tree untouched
+    kept = ws / "data/download/ptb-xl-1.0.3"
+    assert len(_all_verified(kept)) == 2 * 160 + 2 - 1  # records + 2 CSV files, all but the missing one
