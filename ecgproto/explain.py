@@ -131,7 +131,10 @@ def interpretability(model, z_train: torch.Tensor, y_train: np.ndarray, sources,
     k = min(k, len(zn))
     nearest = np.argsort(-sims, axis=0, kind="stable")[:k]  # (k, P)
     purity = y_train[nearest, classes[None, :]].mean(axis=0)  # (P,)
-    purity_by_class = {labels[c]: round(float(purity[classes == c].mean()), 4) for c in np.unique(classes)}
+    # a class without training positives has nothing to be pure about: None, and left out of the mean
+    purity_by_class = {labels[c]: (round(float(purity[classes == c].mean()), 4) if y_train[:, c].any() else None)
+                       for c in np.unique(classes)}
+    scored = [v for v in purity_by_class.values() if v is not None]
     # separation: similarity of each labelled training ECG to its nearest wrong-class prototype
     own = (y_train[:, classes] > 0)  # (N, P)
     labelled = own.any(axis=1)
@@ -144,7 +147,7 @@ def interpretability(model, z_train: torch.Tensor, y_train: np.ndarray, sources,
         "projected": len(projected),
         "distinct_source_ecgs": len(set(projected)),
         "prototypes_sharing_a_source_ecg": len(projected) - len(set(projected)),
-        f"class_purity_top{k}": round(float(np.mean(list(purity_by_class.values()))), 4),
+        f"class_purity_top{k}": round(float(np.mean(scored)), 4) if scored else None,
         f"class_purity_top{k}_by_class": purity_by_class,
         "mean_similarity_nearest_wrong_class_prototype": round(float(wrong.mean()), 4),
         "mean_similarity_nearest_own_class_prototype": round(float(right.mean()), 4),

@@ -95,7 +95,7 @@ def main(params):
     drawn = sum(r["figure"] is not None for r in records)
     return (f"{len(labels)} gallery figures, {drawn} case figures; {figures['distinct_source_ecgs']} distinct "
             f"source ECGs for {figures['projected']} projected prototypes, class purity "
-            f"{figures['class_purity_top' + str(params.explain.purity_neighbours)]:.3f}")
+            f"{figures['class_purity_top' + str(params.explain.purity_neighbours)]}")
 
 
 run("explain", main)

@@ -85,6 +85,8 @@ def test_interpretability_figures_on_a_hand_built_case():
     assert figures["projected"] == 3 and figures["distinct_source_ecgs"] == 2
     assert figures["prototypes_sharing_a_source_ecg"] == 1
     assert figures["class_purity_top2_by_class"] == {"A": 1.0, "B": 1.0}
+    no_b = interpretability(model, z, y * [1, 0], sources=[10, 10, -1, -1], labels=["A", "B"], k=2)
+    assert no_b["class_purity_top2_by_class"] == {"A": 1.0, "B": None} and no_b["class_purity_top2"] == 1.0
     cos = np.array([[1, 1, 0, 0.6], [1, 1, 0, 0.6], [0, 0, 1, 0.8], [0.6, 0.6, 0.8, 1]])
     assert figures["mean_pairwise_cosine"] == pytest.approx(cos[~np.eye(4, dtype=bool)].mean(), abs=1e-4)
     assert figures["mean_within_class_cosine"] == pytest.approx(0.9, abs=1e-4)
