@@ -182,8 +182,10 @@ def save_checkpoint(path: Path, model, meta: dict, **extra) -> None:
     state = {"kind": model.kind, "config": model.config(), "state_dict": model.state_dict(),
              "labels": meta["labels"], "preprocessing": {k: meta[k] for k in ("highpass_hz", "filter_order", "scaler")},
              **extra}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    # through a file object: given a path, torch.save names the archive after the (random) temporary
+    # file, so the same model would get different bytes and DVC would rerun what follows it
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path: Path, device="cpu"):

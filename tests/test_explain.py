@@ -180,3 +180,11 @@ def test_a_model_of_another_kind_or_label_set_is_refused(tmp_path, capsys):
     assert main(["predict", str(record), str(tmp_path / "absent"), "--out", str(out), "--model", str(baseline)]) == 1
     assert "absent" in capsys.readouterr().err and not out.exists()
     assert main(["predict", str(record), "--out", str(out), "--model", str(baseline)]) == 0 and out.exists()
+
+
+def test_the_same_model_saves_to_the_same_bytes(tmp_path):
+    """DVC skips what follows an unchanged output only if equal models give equal files."""
+    model = small_model()
+    save_checkpoint(tmp_path / "a.pt", model, META, prototype_source_ecg_ids=[])
+    save_checkpoint(tmp_path / "b.pt", model, META, prototype_source_ecg_ids=[])
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
