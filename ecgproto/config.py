@@ -131,6 +131,12 @@ class JointParams:
 
 
 @dataclass(frozen=True)
+class ProjectParams:
+    # Published: false (each prototype takes its most similar same-class ECG, shared or not).
+    distinct_sources: bool = False
+
+
+@dataclass(frozen=True)
 class ClassifierParams:
     lr: float = 0.01
     steps: int = 500
@@ -180,6 +186,7 @@ class Params:
     loss: LossParams = field(default_factory=LossParams)
     train: TrainParams = field(default_factory=TrainParams)
     joint: JointParams = field(default_factory=JointParams)
+    project: ProjectParams = field(default_factory=ProjectParams)
     classifier: ClassifierParams = field(default_factory=ClassifierParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     explain: ExplainParams = field(default_factory=ExplainParams)

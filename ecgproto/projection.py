@@ -1,6 +1,15 @@
-"""Prototype projection: each prototype of class c becomes the latent vector of the training ECG of
-class c that is most similar to it, so that every prototype is a real ECG a clinician can look at."""
+"""Prototype projection: each prototype of class c becomes the latent vector of a training ECG of
+class c similar to it, so that every prototype is a real ECG a clinician can look at.
+
+The published rule takes each prototype's most similar same-class ECG. The five prototypes of a class
+often sit close together, so on real ECGs that rule maps 60 prototypes onto ~22 ECGs: duplicates that
+explain nothing new and leave the last layer few distinct features. With `distinct_sources` the
+prototypes are assigned greedily, most similar (prototype, ECG) pair first, and an ECG that already
+serves as a prototype is not used again while its class has unused ones.
+"""
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 import torch
@@ -15,21 +24,54 @@ def latents(model, signals, device, batch_size: int = 256) -> torch.Tensor:
     return torch.cat(parts)
 
 
+def assign_sources(sims: np.ndarray, candidates: list, distinct: bool) -> list:
+    """Source index (into the columns of sims) per prototype, or -1 where it has no candidate.
+
+    sims (P, N) prototype-ECG similarities; candidates[j] the column indices prototype j may take.
+    Without `distinct`, each prototype takes its best candidate. With it, the best remaining pair goes
+    first; a prototype whose candidates are all taken falls back to its best one (shared)."""
+    # each prototype's candidates from most to least similar; ties broken by index for reproducibility
+    ranked = [np.asarray(c)[np.lexsort((np.asarray(c), -sims[j, c]))] if len(c) else np.array([], int)
+              for j, c in enumerate(candidates)]
+    if not distinct:
+        return [int(r[0]) if len(r) else -1 for r in ranked]
+    sources, used, cursor = [-1] * len(ranked), set(), [0] * len(ranked)
+    heap = [(-sims[j, r[0]], j) for j, r in enumerate(ranked) if len(r)]
+    heapq.heapify(heap)
+    while heap:
+        _, j = heapq.heappop(heap)
+        r = ranked[j]
+        while cursor[j] < len(r) and int(r[cursor[j]]) in used:
+            cursor[j] += 1
+        if cursor[j] == len(r):  # every candidate already serves another prototype
+            sources[j] = int(r[0])
+            continue
+        best = int(r[cursor[j]])
+        if heap and -sims[j, best] > heap[0][0]:  # no longer the best pair left: wait for its turn
+            heapq.heappush(heap, (-sims[j, best], j))
+            continue
+        sources[j] = best
+        used.add(best)
+    return sources
+
+
 @torch.no_grad()
-def project(model, z: torch.Tensor, labels: np.ndarray, ecg_ids: np.ndarray, label_names) -> list:
+def project(model, z: torch.Tensor, labels: np.ndarray, ecg_ids: np.ndarray, label_names,
+            distinct_sources: bool = False) -> list:
     """Replace model.prototypes in place; returns one row per prototype.
 
     A prototype whose class has no training positive cannot be projected: it keeps its learned vector
     and gets source_ecg_id -1 (the table and the metrics say so)."""
     zn = F.normalize(z, dim=-1)
-    sims = F.normalize(model.prototypes.detach().cpu(), dim=-1) @ zn.T  # (P, N)
+    sims = (F.normalize(model.prototypes.detach().cpu(), dim=-1) @ zn.T).numpy()  # (P, N)
+    classes = model.prototype_class.tolist()
+    members = {c: np.flatnonzero(labels[:, c] > 0) for c in set(classes)}
+    sources = assign_sources(sims, [members[c] for c in classes], distinct_sources)
     rows = []
-    for j, c in enumerate(model.prototype_class.tolist()):
-        members = np.flatnonzero(labels[:, c] > 0)
+    for j, (c, best) in enumerate(zip(classes, sources)):
         row = {"prototype": j, "class": label_names[c], "source_ecg_id": -1,
                "similarity_before": None, "similarity_after": None}
-        if len(members):
-            best = int(members[int(torch.argmax(sims[j, members]))])
+        if best >= 0:
             model.prototypes[j] = z[best].to(model.prototypes.device)
             after = F.cosine_similarity(model.prototypes[j].cpu(), z[best], dim=0)
             row.update(source_ecg_id=int(ecg_ids[best]), similarity_before=round(float(sims[j, best]), 6),

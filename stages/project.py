@@ -1,4 +1,5 @@
-"""DVC stage `project`: prototypes -> latent vectors of their most similar same-class training ECGs."""
+"""DVC stage `project`: prototypes -> latent vectors of similar same-class training ECGs (distinct ones
+with project.distinct_sources)."""
 import csv
 from pathlib import Path
 
@@ -15,7 +16,8 @@ def main(params):
     meta = load_meta("data/prepared")
     train = load_split("data/prepared", "train")
     model, state = load_checkpoint(Path("models/joint.pt"), dev)
-    rows = project(model, latents(model, train.signals, dev), train.labels, train.ecg_ids, meta["labels"])
+    rows = project(model, latents(model, train.signals, dev), train.labels, train.ecg_ids, meta["labels"],
+                   params.project.distinct_sources)
     with atomic_path(Path("models/projection.csv")) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +24,22 @@ def test_projection_picks_most_similar_same_class_training_ecg():
     assert rows[0]["similarity_before"] == pytest.approx(1 / np.sqrt(1.25), abs=1e-5)
     assert rows[0]["similarity_after"] == pytest.approx(1.0, abs=1e-5)
     torch.testing.assert_close(m.prototypes.detach(), z[[1, 3]])
+
+
+def test_distinct_sources_gives_each_prototype_its_own_ecg_best_pair_first():
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=2, latent_dim=2))
+    with torch.no_grad():  # prototypes 0 and 1 (class A) both prefer ECG 10; prototype 1 prefers it more
+        m.prototypes.copy_(torch.tensor([[1.0, 0.3], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]]))
+    z = torch.tensor([[1.0, 0.1], [1.0, 0.6], [0.0, 1.0], [5.0, 0.0]])
+    labels = np.array([[1, 0], [1, 0], [0, 1], [1, 0]], dtype=np.float32)
+    ids = np.array([10, 11, 12, 13])
+    nearest = project(copy.deepcopy(m), z, labels, ids, ["A", "B"])
+    assert [r["source_ecg_id"] for r in nearest] == [10, 10, 12, 12]
+    rows = project(m, z, labels, ids, ["A", "B"], distinct_sources=True)
+    # prototype 1 takes ECG 10 (cos 1.0); prototype 0 its next best, ECG 11 (cos 0.97 vs 0.96 for 13);
+    # class B has one ECG for two prototypes, so they share it
+    assert [r["source_ecg_id"] for r in rows] == [11, 10, 12, 12]
+    torch.testing.assert_close(m.prototypes.detach(), z[[1, 0, 2, 2]])
 
 
 def test_projection_keeps_a_prototype_whose_class_has_no_training_positive():
