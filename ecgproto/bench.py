@@ -21,15 +21,17 @@ from .model import BackboneConfig, ProtoECGNet1D, PrototypeConfig, count_macs, c
 from .ptbxl import LABELS, N_SAMPLES
 
 MODELS = {
-    "default": {"backbone": BackboneConfig((32, 64, 128, 256), (1, 1, 1, 1)), "latent_dim": 128},
-    "published_resnet18": {"backbone": BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)), "latent_dim": 512},
+    "default": {"backbone": BackboneConfig((32, 64, 128, 256), (1, 1, 1, 1)), "latent_dim": 128,
+                "prototypes_per_class": 10},
+    "published_resnet18": {"backbone": BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)), "latent_dim": 512,
+                           "prototypes_per_class": 5},
 }
 GOALS = {"parameters_ratio": 4.0, "macs_ratio": 4.0, "latency_ms_1_thread": 2.0, "train_throughput_ratio": 4.0}
 
 
 def build_model(name: str) -> ProtoECGNet1D:
     spec = MODELS[name]
-    return ProtoECGNet1D(spec["backbone"], PrototypeConfig(len(LABELS), 5, spec["latent_dim"], "none"))
+    return ProtoECGNet1D(spec["backbone"], PrototypeConfig(len(LABELS), spec["prototypes_per_class"], spec["latent_dim"], "none"))
 
 
 def file_bytes(model) -> int:

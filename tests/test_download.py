@@ -27,11 +27,14 @@ def server(tiny_tree):
     s.stop()
 
 
-def _all_verified(out):
+def _all_verified(out, killed=False):
+    """Files present under their final name all match SHA256SUMS.txt; no temporary .part file is left,
+    except right after a kill, which may interrupt a file mid-write (the next run removes it)."""
     sums = read_checksums(out / "SHA256SUMS.txt")
     present = [f for f in sums if (out / f).is_file()]
     assert all(sha256(out / f) == sums[f] for f in present)
-    assert not list(out.rglob(".*.part"))
+    if not killed:
+        assert not list(out.rglob(".*.part"))
     return present
 
 
@@ -61,7 +64,7 @@ def test_a_killed_download_resumes_where_it_stopped(server, tmp_path):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = _all_verified(out)  # whatever is there under a final name is whole and verified
+    before = _all_verified(out, killed=True)  # whatever is there under a final name is whole and verified
     assert 40 <= len(before) < 330
     server.faults.requests.clear()
     server.faults.delay = 0.0
