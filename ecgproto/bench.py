@@ -17,21 +17,20 @@ from datetime import datetime, timezone
 
 import torch
 
-from .model import BackboneConfig, ProtoECGNet1D, PrototypeConfig, count_macs, count_parameters
+from .model import BackboneConfig, ProtoECGNet1D, PrototypeConfig, count_macs, count_parameters, published_rhythm_branch
 from .ptbxl import LABELS, N_SAMPLES
 
-MODELS = {
-    "default": {"backbone": BackboneConfig((32, 64, 128, 256), (1, 1, 1, 1)), "latent_dim": 128,
-                "prototypes_per_class": 10},
-    "published_resnet18": {"backbone": BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)), "latent_dim": 512,
-                           "prototypes_per_class": 5},
-}
+def default_model() -> ProtoECGNet1D:
+    """params.yaml's model: widths 32-256, one block per stage, 128-d latent, 10 prototypes per class."""
+    return ProtoECGNet1D(BackboneConfig((32, 64, 128, 256), (1, 1, 1, 1)), PrototypeConfig(len(LABELS), 10, 128, "none"))
+
+
+MODELS = {"default": default_model, "published_resnet18": lambda: published_rhythm_branch(len(LABELS))}
 GOALS = {"parameters_ratio": 4.0, "macs_ratio": 4.0, "latency_ms_1_thread": 2.0, "train_throughput_ratio": 4.0}
 
 
 def build_model(name: str) -> ProtoECGNet1D:
-    spec = MODELS[name]
-    return ProtoECGNet1D(spec["backbone"], PrototypeConfig(len(LABELS), spec["prototypes_per_class"], spec["latent_dim"], "none"))
+    return MODELS[name]()
 
 
 def file_bytes(model) -> int:

@@ -148,6 +148,12 @@ class ProtoECGNet1D(nn.Module):
         return {"backbone": asdict(self.backbone_cfg), "prototype": asdict(self.proto_cfg)}
 
 
+def published_rhythm_branch(n_classes: int = 16) -> ProtoECGNet1D:
+    """The published model's size, for comparisons: ResNet-18 widths and depths, 512-d latent, 5
+    prototypes per class."""
+    return ProtoECGNet1D(BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)), PrototypeConfig(n_classes, 5, 512, "none"))
+
+
 def build(kind: str, config: dict) -> nn.Module:
     backbone = BackboneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["backbone"].items()})
     if kind == "linear":

@@ -5,7 +5,7 @@ from _common import device, run
 
 from ecgproto import evaluation
 from ecgproto.files import write_json
-from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig, count_macs, count_parameters
+from ecgproto.model import count_macs, count_parameters, published_rhythm_branch
 from ecgproto.prepare import load_meta, load_split
 from ecgproto.train import load_checkpoint, predict
 
@@ -35,9 +35,7 @@ def main(params):
         write_json(Path(f"plots/roc/{name}.json"), evaluation.roc_points(test.labels, probs, labels, name))
         sizes[name] = {"parameters": count_parameters(model.cpu()), "macs_per_ecg": count_macs(model.cpu()),
                        "file_bytes": Path(path).stat().st_size}
-    # the published rhythm branch (ResNet-18 widths and depths, 512-d latent) for comparison
-    published = ProtoECGNet1D(BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)),
-                              PrototypeConfig(len(labels), params.model.prototypes_per_class, 512))
+    published = published_rhythm_branch(len(labels))
     sizes["published_resnet18"] = {"parameters": count_parameters(published), "macs_per_ecg": count_macs(published)}
     for key in ("parameters", "macs_per_ecg"):
         sizes[f"published_over_final_{key}"] = round(sizes["published_resnet18"][key] / sizes["final"][key], 2)
