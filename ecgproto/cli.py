@@ -58,7 +58,8 @@ def _explain(args) -> str:
         print(note, file=sys.stderr)
     x = preprocess(millivolts, state["preprocessing"])
     labels = state["labels"]
-    entries = explain(model, x, labels, state.get("prototype_source_ecg_ids"), top=args.top)[0]
+    entries = explain(model, x, labels, state.get("prototype_source_ecg_ids"), top=args.top,
+                      pruned=state.get("prototype_pruned"))[0]
     if args.plot:
         from .files import atomic_path
 

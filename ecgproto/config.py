@@ -134,6 +134,8 @@ class JointParams:
 class ProjectParams:
     # Published: false (each prototype takes its most similar same-class ECG, shared or not).
     distinct_sources: bool = False
+    # Published: false (duplicate and unprojected prototypes keep their weights).
+    prune: bool = False
 
 
 @dataclass(frozen=True)

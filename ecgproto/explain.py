@@ -76,21 +76,22 @@ def to_millivolts(prepared: np.ndarray, preprocessing: dict) -> np.ndarray:
 
 
 @torch.no_grad()
-def explain(model, x, labels, sources=None, top: int | None = 3) -> list:
+def explain(model, x, labels, sources=None, top: int | None = 3, pruned=None) -> list:
     """For each ECG of x (N, 12, T): one entry per label with probability, logit and the prototypes
     with the largest contributions (similarity x last-layer weight); top=None lists all of them,
-    whose contributions then sum to the logit."""
+    whose contributions then sum to the logit. Pruned prototypes (weight 0) are never listed."""
     out = predict(model, np.asarray(x, dtype=np.float32), model.prototypes.device)  # batched, eval mode
     logits, sims = out["logits"], out["sims"]
     weight = model.last_layer.weight.detach().cpu().numpy()
     contributions = sims[:, None, :] * weight[None]  # (N, C, P)
     proto_class = [labels[c] for c in model.prototype_class.tolist()]
     sources = list(sources) if sources is not None else [-1] * len(proto_class)
+    kept = np.flatnonzero(~np.asarray(pruned, dtype=bool)) if pruned is not None else np.arange(len(proto_class))
     out = []
     for n in range(len(logits)):
         entries = []
         for c, label in enumerate(labels):
-            order = np.argsort(-contributions[n, c], kind="stable")[:top]
+            order = kept[np.argsort(-contributions[n, c, kept], kind="stable")][:top]
             entries.append({
                 "label": label, "probability": float(1 / (1 + np.exp(-logits[n, c]))), "logit": float(logits[n, c]),
                 "prototypes": [{"index": int(j), "class": proto_class[j], "similarity": float(sims[n, j]),
@@ -116,10 +117,14 @@ def where_it_matches(model, x, n_samples: int | None = None) -> np.ndarray:
 
 
 @torch.no_grad()
-def interpretability(model, z_train: torch.Tensor, y_train: np.ndarray, sources, labels, k: int = 10) -> dict:
-    """Figures that say whether the prototypes can be trusted as explanations (see README)."""
-    protos = F.normalize(model.prototypes.detach().cpu(), dim=-1)
-    classes = model.prototype_class.cpu().numpy()
+def interpretability(model, z_train: torch.Tensor, y_train: np.ndarray, sources, labels, k: int = 10,
+                     pruned=None) -> dict:
+    """Figures that say whether the prototypes can be trusted as explanations (see README), over the
+    prototypes the model uses (pruned ones left out)."""
+    kept = ~np.asarray(pruned, dtype=bool) if pruned is not None else np.ones(len(sources), dtype=bool)
+    protos = F.normalize(model.prototypes.detach().cpu(), dim=-1)[torch.from_numpy(kept)]
+    classes = model.prototype_class.cpu().numpy()[kept]
+    sources = [s for s, keep in zip(sources, kept) if keep]
     n_protos = len(protos)
     cos = (protos @ protos.T).numpy()
     off_diagonal = ~np.eye(n_protos, dtype=bool)
@@ -142,6 +147,7 @@ def interpretability(model, z_train: torch.Tensor, y_train: np.ndarray, sources,
     right = np.where(own, sims, -np.inf).max(axis=1)[labelled]
     return {
         "prototypes": n_protos,
+        "pruned": int((~kept).sum()),
         "mean_pairwise_cosine": round(float(cos[off_diagonal].mean()), 4),
         "mean_within_class_cosine": round(float(cos[same_class].mean()), 4) if same_class.any() else None,
         "projected": len(projected),

@@ -6,6 +6,12 @@ often sit close together, so on real ECGs that rule maps 60 prototypes onto ~22 
 explain nothing new and leave the last layer few distinct features. With `distinct_sources` the
 prototypes are assigned greedily, most similar (prototype, ECG) pair first, and an ECG that already
 serves as a prototype is not used again while its class has unused ones.
+
+Pruning (`project.prune`) then takes out of the model every prototype that is not a distinct real
+ECG: one whose class has no training ECG, and one whose ECG already serves an earlier prototype (an
+identical feature). Its last-layer weights become 0 and stay 0 through the classifier stage. Measured
+on the real subset (README), the duplicates' copies of the joint stage's +1/-0.5 weights otherwise
+dominate the classifier stage and cost ~0.02 macro-AUROC.
 """
 from __future__ import annotations
 
@@ -78,3 +84,15 @@ def project(model, z: torch.Tensor, labels: np.ndarray, ecg_ids: np.ndarray, lab
                        similarity_after=round(float(after), 6))
         rows.append(row)
     return rows
+
+
+@torch.no_grad()
+def prune(model, sources) -> list:
+    """Zero the last-layer weights of every prototype without a source ECG or whose source ECG already
+    serves a lower-numbered prototype; returns one bool per prototype (True = pruned)."""
+    seen, pruned = set(), []
+    for s in sources:
+        pruned.append(s < 0 or s in seen)
+        seen.add(s)
+    model.last_layer.weight[:, torch.tensor(pruned)] = 0.0
+    return pruned

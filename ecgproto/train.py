@@ -148,14 +148,20 @@ def freeze_all_but(model, *modules) -> None:
 
 def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_weight, l1: float,
                      lr: float, steps: int, device, on_step: Callable = lambda step, values: None,
-                     eval_every: int = 10) -> float:
+                     eval_every: int = 10, active=None) -> float:
     """The classifier stage: the backbone and prototypes are frozen, so the similarities are fixed
     features and the last layer is a convex problem (BCE + l1 x wrong-class L1). Solved full batch with
-    Adam; keeps the step with the best validation macro-AUROC. Returns that AUROC."""
-    s_tr = torch.as_tensor(train_sims, device=device)
+    Adam; keeps the step with the best validation macro-AUROC. Returns that AUROC.
+
+    active: one bool per prototype; the weights of the others are set to 0 and stay 0 (pruned)."""
+    mask = torch.ones(len(model.prototypes), device=device) if active is None else \
+        torch.as_tensor(active, dtype=torch.float32, device=device)
+    s_tr = torch.as_tensor(train_sims, device=device) * mask
     y_tr = torch.as_tensor(train_labels, device=device)
-    s_va = torch.as_tensor(val_sims, device=device)
+    s_va = torch.as_tensor(val_sims, device=device) * mask
     weight = model.last_layer.weight
+    with torch.no_grad():
+        weight.mul_(mask)  # no gradient reaches a masked weight, so it stays 0
     identity = model.class_identity()
     opt = torch.optim.Adam([weight], lr=lr)
     best = (macro_auroc(val_labels, (s_va @ weight.T).detach().cpu().numpy()), weight.detach().clone())

@@ -21,13 +21,20 @@ def codes_of(y_row, labels) -> str:
     return ", ".join(c for c, v in zip(labels, y_row) if v > 0) or "none of the 16 codes"
 
 
-def draw_gallery(folder, model, train, labels, sources, prep):
-    """One figure per class: each prototype as its source training ECG, highlighted where it matches."""
+def draw_gallery(folder, model, train, labels, sources, pruned, prep):
+    """One figure per class: each prototype the model uses as its source training ECG, highlighted
+    where it matches."""
     row_of = {int(e): i for i, e in enumerate(train.ecg_ids)}
     classes = model.prototype_class.tolist()
     for c, code in enumerate(labels):
-        protos = [j for j, k in enumerate(classes) if k == c]
-        fig, grid = ecgplot.figure_for(len(protos))
+        protos = [j for j, k in enumerate(classes) if k == c and not pruned[j]]
+        fig, grid = ecgplot.figure_for(max(len(protos), 1))
+        n_pruned = sum(k == c and p for k, p in zip(classes, pruned))
+        if not protos:
+            ax = fig.add_subplot(grid[0, 0])
+            ax.axis("off")
+            ax.text(0.5, 0.5, f"{code}: all {n_pruned} prototypes pruned (no training ECG of their own)",
+                    ha="center", transform=ax.transAxes)
         for r, j in enumerate(protos):
             ax = fig.add_subplot(grid[r, 0])
             if sources[j] < 0:
@@ -36,7 +43,7 @@ def draw_gallery(folder, model, train, labels, sources, prep):
                         ha="center", transform=ax.transAxes)
                 continue
             i = row_of[sources[j]]
-            shared = [k for k, s in enumerate(sources) if s == sources[j] and k != j]
+            shared = [k for k, s in enumerate(sources) if s == sources[j] and k != j and not pruned[k]]
             title = f"{code} prototype {j}: training ECG {sources[j]} ({codes_of(train.labels[i], labels)})"
             if shared:
                 title += f"; the same ECG as prototype(s) {', '.join(map(str, shared))}"
@@ -66,18 +73,19 @@ def main(params):
     dev = device(params)
     model, state = load_model(Path("models/final.pt"), dev)
     labels, sources, prep = state["labels"], state["prototype_source_ecg_ids"], state["preprocessing"]
+    pruned = state.get("prototype_pruned", [False] * len(sources))
     missing = [c for c in params.explain.codes if c not in labels]
     if missing:
         raise ConfigError(f"explain.codes {missing} are not among the model's labels {labels}")
     train, test = load_split("data/prepared", "train"), load_split("data/prepared", "test")
     figures = interpretability(model, latents(model, train.signals, dev), train.labels, sources, labels,
-                               params.explain.purity_neighbours)
-    explanations = explain(model, test.signals, labels, sources, top=params.explain.top_prototypes)
+                               params.explain.purity_neighbours, pruned)
+    explanations = explain(model, test.signals, labels, sources, top=params.explain.top_prototypes, pruned=pruned)
     probs = np.array([[e["probability"] for e in entries] for entries in explanations])
     cases = choose_cases(test.labels, probs, labels, params.explain.codes, params.explain.threshold)
     with atomic_dir(OUT) as tmp:
         (tmp / "gallery").mkdir()
-        draw_gallery(tmp / "gallery", model, train, labels, sources, prep)
+        draw_gallery(tmp / "gallery", model, train, labels, sources, pruned, prep)
         (tmp / "cases").mkdir()
         records = []
         for n, case in enumerate(cases):
@@ -94,7 +102,8 @@ def main(params):
     write_json(Path("metrics/interpretability.json"), figures)
     drawn = sum(r["figure"] is not None for r in records)
     return (f"{len(labels)} gallery figures, {drawn} case figures; {figures['distinct_source_ecgs']} distinct "
-            f"source ECGs for {figures['projected']} projected prototypes, class purity "
+            f"source ECGs for {figures['projected']} projected prototypes in use ({figures['pruned']} pruned), "
+            f"class purity "
             f"{figures['class_purity_top' + str(params.explain.purity_neighbours)]}")
 
 

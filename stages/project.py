@@ -1,5 +1,6 @@
 """DVC stage `project`: prototypes -> latent vectors of similar same-class training ECGs (distinct ones
-with project.distinct_sources)."""
+with project.distinct_sources); with project.prune, prototypes without an ECG of their own leave the
+last layer."""
 import csv
 from pathlib import Path
 
@@ -7,7 +8,7 @@ from _common import device, run
 
 from ecgproto.files import atomic_path
 from ecgproto.prepare import load_meta, load_split
-from ecgproto.projection import latents, project
+from ecgproto.projection import latents, project, prune
 from ecgproto.train import load_checkpoint, save_checkpoint
 
 
@@ -18,15 +19,20 @@ def main(params):
     model, state = load_checkpoint(Path("models/joint.pt"), dev)
     rows = project(model, latents(model, train.signals, dev), train.labels, train.ecg_ids, meta["labels"],
                    params.project.distinct_sources)
+    sources = [r["source_ecg_id"] for r in rows]
+    pruned = prune(model, sources) if params.project.prune else [False] * len(rows)
+    for row, p in zip(rows, pruned):
+        row["pruned"] = p
     with atomic_path(Path("models/projection.csv")) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    sources = [r["source_ecg_id"] for r in rows]
-    save_checkpoint(Path("models/projected.pt"), model, meta, prototype_source_ecg_ids=sources)
+    save_checkpoint(Path("models/projected.pt"), model, meta, prototype_source_ecg_ids=sources,
+                    prototype_pruned=pruned)
     unprojected = sum(s < 0 for s in sources)
     return (f"projected {len(rows) - unprojected} prototypes onto {len(set(s for s in sources if s >= 0))} "
-            f"distinct training ECGs; {unprojected} left unprojected (class without training positive)")
+            f"distinct training ECGs; {unprojected} left unprojected (class without training positive); "
+            f"{sum(pruned)} pruned, {len(rows) - sum(pruned)} remain")
 
 
 run("project", main)

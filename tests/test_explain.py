@@ -12,6 +12,7 @@ from conftest import SAMPLE, needs_sample
 from ecgproto.cli import main
 from ecgproto.explain import choose_cases, explain, interpretability, read_ecg, where_it_matches
 from ecgproto.model import BackboneConfig, LinearHeadNet, ProtoECGNet1D, PrototypeConfig
+from ecgproto.projection import prune
 from ecgproto.ptbxl import LABELS, RecordError, write_record
 from ecgproto.signal import LeadScaler
 from ecgproto.train import save_checkpoint
@@ -55,6 +56,19 @@ def test_contributions_sum_to_the_logit_for_every_label():
             for p in e["prototypes"]:
                 assert p["contribution"] == pytest.approx(p["similarity"] * p["weight"], abs=1e-6)
     assert all(len(e["prototypes"]) == 3 for e in explain(model, x[:1], list(LABELS), top=3)[0])
+
+
+def test_pruned_prototypes_are_never_listed_and_the_rest_still_sum_to_the_logit():
+    model = small_model()
+    n = model.prototypes.shape[0]
+    sources = [1000 + j // 2 for j in range(n)]  # every second prototype repeats the one before
+    pruned = prune(model, sources)
+    x = np.random.default_rng(1).standard_normal((2, 12, 1000)).astype(np.float32)
+    for entries in explain(model, x, list(LABELS), sources, top=None, pruned=pruned):
+        for e in entries:
+            listed = [p["index"] for p in e["prototypes"]]
+            assert len(listed) == n - sum(pruned) and not any(pruned[j] for j in listed)
+            assert sum(p["contribution"] for p in e["prototypes"]) == pytest.approx(e["logit"], abs=1e-4)
 
 
 def test_the_highlight_peaks_where_a_planted_pattern_was_inserted():

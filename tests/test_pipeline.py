@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from conftest import REPO
@@ -59,14 +60,18 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     roc = json.loads((workspace / "plots/roc/final.json").read_text())
     assert roc and set(roc[0]) == {"model", "label", "fpr", "tpr"}
     rows = (workspace / "models/projection.csv").read_text().splitlines()
-    assert rows[0] == "prototype,class,source_ecg_id,similarity_before,similarity_after" and len(rows) == 33
+    assert rows[0] == "prototype,class,source_ecg_id,similarity_before,similarity_after,pruned" and len(rows) == 33
+    # pruned prototypes (params.yaml: project.prune) have no weight in the final model
+    final = torch.load(workspace / "models/final.pt", weights_only=False)
+    pruned = torch.tensor(final["prototype_pruned"])
+    assert not final["state_dict"]["last_layer.weight"][:, pruned].any()
     gallery = sorted(p.stem for p in (workspace / "reports/explain/gallery").glob("*.png"))
     assert gallery == sorted(per_label["test_positives"])
     cases = json.loads((workspace / "reports/explain/cases.json").read_text())
     for case in cases:
         assert case["figure"] is None or (workspace / "reports/explain" / case["figure"]).is_file()
     figures = json.loads((workspace / "metrics/interpretability.json").read_text())
-    assert figures["prototypes"] == 32 and 0 <= figures["class_purity_top10"] <= 1
+    assert figures["prototypes"] + figures["pruned"] == 32 and 0 <= figures["class_purity_top10"] <= 1
     text = (workspace / "reports/report.md").read_text()
     assert text.splitlines()[2].startswith("> **SYNTHETIC DATA.**")
     for figure in ("figures/roc.png", "figures/curves.png", "explain/gallery/AFIB.png"):

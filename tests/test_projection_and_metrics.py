@@ -7,7 +7,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ecgproto import evaluation
 from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig
-from ecgproto.projection import project
+from ecgproto.projection import project, prune
+from ecgproto.train import train_last_layer
 
 
 def test_projection_picks_most_similar_same_class_training_ecg():
@@ -40,6 +41,23 @@ def test_distinct_sources_gives_each_prototype_its_own_ecg_best_pair_first():
     # class B has one ECG for two prototypes, so they share it
     assert [r["source_ecg_id"] for r in rows] == [11, 10, 12, 12]
     torch.testing.assert_close(m.prototypes.detach(), z[[1, 0, 2, 2]])
+
+
+def test_pruning_removes_duplicates_and_unprojected_prototypes_and_the_classifier_keeps_them_out():
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=3, latent_dim=4))
+    sources = [7, 7, 8, 9, -1, 8]  # 1 repeats 0; 4 has no ECG; 5 repeats 2 (of the other class)
+    assert prune(m, sources) == [False, True, False, False, True, True]
+    w = m.last_layer.weight.detach().clone()
+    assert not w[:, [1, 4, 5]].any() and w[:, [0, 2, 3]].abs().min() > 0
+    rng = np.random.default_rng(0)
+    sims = rng.uniform(-1, 1, (40, 6)).astype(np.float32)
+    y = (sims[:, [0, 3]] > 0).astype(np.float32)
+    m.last_layer.weight.requires_grad_(True)
+    train_last_layer(m, sims, y, sims, y, torch.ones(2), 1e-4, 0.05, 30, "cpu",
+                     active=[True, False, True, True, False, False])
+    w2 = m.last_layer.weight.detach()
+    assert not w2[:, [1, 4, 5]].any()
+    assert not torch.equal(w2[:, [0, 2, 3]], w[:, [0, 2, 3]])  # the others did train
 
 
 def test_projection_keeps_a_prototype_whose_class_has_no_training_positive():
