@@ -21,8 +21,8 @@ from .model import BackboneConfig, ProtoECGNet1D, PrototypeConfig, count_macs, c
 from .ptbxl import LABELS, N_SAMPLES
 
 def default_model() -> ProtoECGNet1D:
-    """params.yaml's model: widths 32-256, one block per stage, 128-d latent, 10 prototypes per class."""
-    return ProtoECGNet1D(BackboneConfig((32, 64, 128, 256), (1, 1, 1, 1)), PrototypeConfig(len(LABELS), 10, 128, "none"))
+    """params.yaml's model: widths 32-256, one block per stage, 128-d latent, 5 prototypes per class."""
+    return ProtoECGNet1D(BackboneConfig((32, 64, 128, 256), (1, 1, 1, 1)), PrototypeConfig(len(LABELS), 5, 128, "none"))
 
 
 MODELS = {"default": default_model, "published_resnet18": lambda: published_rhythm_branch(len(LABELS))}
