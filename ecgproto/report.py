@@ -139,7 +139,8 @@ def sizes_table(sizes: dict) -> str:
 def interpretability_table(figures: dict) -> str:
     k = next(key for key in figures if key.startswith("class_purity_top") and not key.endswith("by_class"))
     rows = [
-        ("prototypes", figures["prototypes"], "class-specific prototypes in the model"),
+        ("prototypes", figures["prototypes"], "class-specific prototypes the model uses"),
+        ("pruned", figures.get("pruned", 0), "prototypes without an ECG of their own (repeats, no source), weight 0"),
         ("mean pairwise cosine", figures["mean_pairwise_cosine"], "between all prototypes; lower = more diverse"),
         ("mean within-class cosine", figures["mean_within_class_cosine"], "between prototypes of one class; near 1 = redundant"),
         ("distinct source ECGs", f"{figures['distinct_source_ecgs']} of {figures['projected']} projected",
