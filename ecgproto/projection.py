@@ -9,9 +9,10 @@ serves as a prototype is not used again while its class has unused ones.
 
 Pruning (`project.prune`) then takes out of the model every prototype that is not a distinct real
 ECG: one whose class has no training ECG, and one whose ECG already serves an earlier prototype (an
-identical feature). Its last-layer weights become 0 and stay 0 through the classifier stage. Measured
-on the real subset (README), the duplicates' copies of the joint stage's +1/-0.5 weights otherwise
-dominate the classifier stage and cost ~0.02 macro-AUROC.
+identical feature). Its last-layer weights become 0 and stay 0 through the classifier stage: a
+duplicate would otherwise count one ECG's feature several times, with the joint stage's weights, for
+its class and against every other. On the real subset (README) the two together lift the projected
+model from 0.70 to 0.79 macro-AUROC on average; the final model gains little (0.874 to 0.876).
 """
 from __future__ import annotations
 
