@@ -33,8 +33,10 @@ def draw_gallery(folder, model, train, labels, sources, pruned, prep):
         if not protos:
             ax = fig.add_subplot(grid[0, 0])
             ax.axis("off")
-            ax.text(0.5, 0.5, f"{code}: all {n_pruned} prototypes pruned (no training ECG of their own)",
-                    ha="center", transform=ax.transAxes)
+            n_ecgs = int((train.labels[:, c] > 0).sum())
+            why = (f"its {n_ecgs} training ECG(s) already serve other prototypes" if n_ecgs
+                   else f"no training ECG carries {code}")
+            ax.text(0.5, 0.5, f"{code}: all {n_pruned} prototypes pruned ({why})", ha="center", transform=ax.transAxes)
         for r, j in enumerate(protos):
             ax = fig.add_subplot(grid[r, 0])
             if sources[j] < 0:
