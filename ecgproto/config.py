@@ -128,6 +128,15 @@ class TrainParams:
 class JointParams:
     # Published: the last layer stays at its +1/-0.5 initialisation during the joint stage.
     train_last_layer: bool = False
+    # Published: scratch (the backbone learns with the prototype losses). frozen_baseline: the trained
+    # backbone of stage `baseline`, kept fixed; the joint stage trains the add-on, prototypes and last layer.
+    backbone: str = "scratch"
+    lr: float = 1e-4              # the joint stage's own learning rate (published: 1e-4, as train.lr)
+
+    def validate(self):
+        _choice("joint.backbone", self.backbone, ("scratch", "frozen_baseline"))
+        if not 0 < self.lr < 1:
+            raise ConfigError(f"joint.lr = {self.lr}: expected 0 < lr < 1")
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,23 @@ class ProtoECGNet1D(nn.Module):
                              torch.arange(proto_cfg.n_classes).repeat_interleave(proto_cfg.prototypes_per_class))
         self.last_layer = nn.Linear(n_protos, proto_cfg.n_classes, bias=False)
         self.reset_last_layer()
+        self.backbone_frozen = False
+
+    def freeze_backbone(self, source: ResNet1d | None = None):
+        """Fix the backbone (copied from `source` when given): no gradient, and batch-norm statistics
+        stay as they are even in train mode, so the features are exactly the source's."""
+        if source is not None:
+            self.backbone.load_state_dict(source.state_dict())
+        for p in self.backbone.parameters():
+            p.requires_grad_(False)
+        self.backbone_frozen = True
+        return self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.backbone_frozen:
+            self.backbone.eval()
+        return self
 
     def reset_last_layer(self, wrong_class: float = -0.5):
         """+1 from a prototype to its own class, `wrong_class` to every other class (published init)."""

@@ -1,12 +1,24 @@
-"""DVC stage `train_joint`: everything but the last layer, composite loss, early stopping."""
+"""DVC stage `train_joint`: everything but the last layer (and, with joint.backbone: frozen_baseline, but
+the backbone, taken from stage `baseline`), composite loss, early stopping."""
+import dataclasses
 from pathlib import Path
 
 import torch
 from _common import backbone_config, device, prototype_config, run, training_curves
 
+from ecgproto.explain import ModelError
 from ecgproto.model import ProtoECGNet1D
 from ecgproto.prepare import load_meta, load_split
-from ecgproto.train import fit, freeze_all_but, prototype_loss, save_checkpoint
+from ecgproto.train import fit, freeze_all_but, load_checkpoint, prototype_loss, save_checkpoint
+
+
+def baseline_backbone(path: Path, expected, dev):
+    """The trained backbone of the baseline checkpoint, which must match params.yaml's architecture."""
+    baseline, _ = load_checkpoint(path, dev)
+    if baseline.kind != "linear" or baseline.backbone_cfg != expected:
+        raise ModelError(f"{path}: expected the baseline with backbone {expected}, found a {baseline.kind!r} model "
+                         f"with {getattr(baseline, 'backbone_cfg', None)}; run `dvc repro baseline` first")
+    return baseline.backbone
 
 
 def main(params):
@@ -14,15 +26,20 @@ def main(params):
     meta = load_meta("data/prepared")
     train, val = load_split("data/prepared", "train"), load_split("data/prepared", "val")
     model = ProtoECGNet1D(backbone_config(params), prototype_config(params, len(meta["labels"]))).to(dev)
-    trained = [model.backbone, model.addon, model.prototypes]
+    trained = [model.addon, model.prototypes]
+    if params.joint.backbone == "frozen_baseline":
+        model.freeze_backbone(baseline_backbone(Path("models/baseline.pt"), model.backbone_cfg, dev))
+    else:
+        trained.append(model.backbone)
     if params.joint.train_last_layer:
         trained.append(model.last_layer)
     freeze_all_but(model, *trained)
     loss_fn = prototype_loss(torch.tensor(meta["pos_weight"], device=dev),
                              torch.tensor(meta["cooccurrence"], device=dev), params.loss)
-    best, epoch = fit(model, train, val, params.train, loss_fn, dev, params.seed, training_curves("train_joint"))
+    settings = dataclasses.replace(params.train, lr=params.joint.lr)
+    best, epoch = fit(model, train, val, settings, loss_fn, dev, params.seed, training_curves("train_joint"))
     save_checkpoint(Path("models/joint.pt"), model, meta, best_epoch=epoch)
-    return f"best validation macro-AUROC {best:.4f} at epoch {epoch}"
+    return f"best validation macro-AUROC {best:.4f} at epoch {epoch} ({params.joint.backbone} backbone)"
 
 
 run("train_joint", main)

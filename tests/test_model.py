@@ -42,6 +42,24 @@ def test_similarities_are_cosines_and_logits_use_them():
     torch.testing.assert_close(logits, sims @ m.last_layer.weight.T)
 
 
+def test_frozen_backbone_is_the_source_and_stays_fixed_while_the_rest_trains():
+    torch.manual_seed(0)
+    source = LinearHeadNet(TINY, 2).backbone
+    source(torch.randn(4, 12, 200))  # batch-norm statistics that differ from a fresh backbone's
+    m = ProtoECGNet1D(TINY, PrototypeConfig(2, 2, 4, "none")).freeze_backbone(source)
+    before = {k: v.clone() for k, v in m.backbone.state_dict().items()}
+    prototypes = m.prototypes.detach().clone()
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=0.1)
+    m.train()
+    assert not m.backbone.training and m.addon.training
+    logits, _ = m(torch.randn(4, 12, 200))
+    logits.sum().backward()
+    opt.step()
+    for k, v in m.backbone.state_dict().items():
+        assert torch.equal(v, before[k]) and torch.equal(v, source.state_dict()[k]), k
+    assert not torch.equal(m.prototypes, prototypes)
+
+
 def test_checkpoint_config_round_trip():
     m = ProtoECGNet1D(TINY, PrototypeConfig(3, 2, 4))
     again = build("prototype", m.config())

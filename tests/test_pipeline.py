@@ -61,6 +61,11 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     assert roc and set(roc[0]) == {"model", "label", "fpr", "tpr"}
     rows = (workspace / "models/projection.csv").read_text().splitlines()
     assert rows[0] == "prototype,class,source_ecg_id,similarity_before,similarity_after,pruned" and len(rows) == 33
+    # joint.backbone: frozen_baseline: the prototype model's backbone is the baseline's, bit for bit
+    joint = torch.load(workspace / "models/joint.pt", weights_only=False)["state_dict"]
+    baseline = torch.load(workspace / "models/baseline.pt", weights_only=False)["state_dict"]
+    backbone = [k for k in baseline if k.startswith("backbone.")]
+    assert backbone and all(torch.equal(joint[k], baseline[k]) for k in backbone)
     # pruned prototypes (params.yaml: project.prune) have no weight in the final model
     final = torch.load(workspace / "models/final.pt", weights_only=False)
     pruned = torch.tensor(final["prototype_pruned"])

@@ -76,6 +76,17 @@ def test_bad_params_name_the_key(key, value, message):
         from_dict(raw)
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("backbone", "pretrained", "joint.backbone"),
+    ("lr", 0.0, "joint.lr"),
+])
+def test_bad_joint_params_name_the_key(key, value, message):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["joint"][key] = value
+    with pytest.raises(ConfigError, match=message):
+        from_dict(raw)
+
+
 def test_committed_params_are_valid():
     load(REPO / "params.yaml")
 
