@@ -17,6 +17,15 @@ MODEL_NAMES = {"final": "prototype model, final (after projection + classifier s
                "joint": "prototype model, after the joint stage",
                "baseline": "plain 1D ResNet (same backbone, linear head)"}
 
+# params.yaml joint.backbone: what "final against baseline" compares
+BACKBONE_NOTE = {
+    "frozen_baseline": "The prototype model's backbone is the baseline's trained backbone, kept fixed in the joint "
+                       "stage (`joint.backbone: frozen_baseline`): final against baseline compares a prototype head "
+                       "with a linear head on the same features.",
+    "scratch": "The prototype model's backbone was trained in its joint stage (`joint.backbone: scratch`, the "
+               "published recipe), separately from the baseline's.",
+}
+
 # ../shared/FACTS.md section 4 (ProtoECGNet, Sethi et al. 2025; course replication; Strodthoff et al. 2020)
 PUBLISHED = (
     ("ProtoECGNet rhythm branch, branch classifier, with contrastive loss", "macro-AUROC, 16 labels, per-batch mean", 0.8808),
@@ -203,6 +212,8 @@ def render(ctx: dict) -> str:
         "## Results",
         "",
         results_table(e),
+        "",
+        BACKBONE_NOTE[ctx["joint_backbone"]],
         "",
         "Published figures to compare with (../shared/FACTS.md section 4). They were measured on real PTB-XL "
         "fold 10 with the per-batch metric; compare them with the per-batch column above, and only when this "

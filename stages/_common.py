@@ -4,10 +4,14 @@ import sys
 import time
 from pathlib import Path
 
-from ecgproto.config import ConfigError, load
-from ecgproto.download import DownloadError
-from ecgproto.explain import ModelError
-from ecgproto.ptbxl import RecordError
+# The ecgproto beside this script, not the installed one: `dvc exp run --temp` runs a copy of the
+# repository, and the editable install points at the original, whose code may have moved on since.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ecgproto.config import ConfigError, load  # noqa: E402
+from ecgproto.download import DownloadError  # noqa: E402
+from ecgproto.explain import ModelError  # noqa: E402
+from ecgproto.ptbxl import RecordError  # noqa: E402
 
 log = logging.getLogger("ecgproto")
 

@@ -11,7 +11,7 @@ OUT = Path("reports")
 
 def main(params):
     ctx = {
-        "source": params.data.source, "folder": params.data.folder,
+        "source": params.data.source, "folder": params.data.folder, "joint_backbone": params.joint.backbone,
         "data": read_json("metrics/data.json"), "evaluation": read_json("metrics/evaluate.json"),
         "per_label": read_json("metrics/per_label.json"), "sizes": read_json("metrics/model_size.json"),
         "interpretability": read_json("metrics/interpretability.json"),

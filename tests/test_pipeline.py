@@ -79,6 +79,7 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     assert figures["prototypes"] + figures["pruned"] == 32 and 0 <= figures["class_purity_top10"] <= 1
     text = (workspace / "reports/report.md").read_text()
     assert text.splitlines()[2].startswith("> **SYNTHETIC DATA.**")
+    assert "backbone is the baseline's trained backbone, kept fixed" in text
     for figure in ("figures/roc.png", "figures/curves.png", "explain/gallery/AFIB.png"):
         assert f"]({figure})" in text and (workspace / "reports" / figure).is_file()
     assert "up to date" in _sh("dvc status", workspace)
@@ -98,3 +99,13 @@ def test_changing_a_loss_weight_reruns_only_what_depends_on_it(workspace):
     exp = experiments[0]["revs"][0]["data"]
     assert exp["params"]["params.yaml"]["data"]["loss"]["clst"] == 0.8
     assert "final" in exp["metrics"]["metrics/evaluate.json"]["data"]
+
+
+def test_stages_import_the_ecgproto_beside_them(tmp_path):
+    """`dvc exp run --temp` runs a copy of the repository; its stages must run the copy's code, not the
+    editable install's (the original checkout, which may have changed meanwhile)."""
+    for name in ("stages", "ecgproto"):
+        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "stages/probe.py").write_text("import _common\nimport ecgproto\nprint(ecgproto.__file__)\n")
+    out = subprocess.run([sys.executable, "stages/probe.py"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert Path(out.stdout.strip()).resolve().is_relative_to(tmp_path.resolve())
