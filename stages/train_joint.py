@@ -1,5 +1,6 @@
-"""DVC stage `train_joint`: everything but the last layer (and, with joint.backbone: frozen_baseline, but
-the backbone, taken from stage `baseline`), composite loss, early stopping."""
+"""DVC stage `train_joint`: add-on, prototypes, the last layer (joint.train_last_layer) and the backbone,
+unless joint.backbone is frozen_baseline (then the baseline's trained backbone, fixed); composite loss,
+early stopping."""
 import dataclasses
 from pathlib import Path
 

@@ -61,28 +61,19 @@ def test_prepare_splits_scales_on_train_only(tiny_tree):
     assert {k: set(v.split()) for k, v in counts["codes_without_positives"].items()} == absent
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("labels", ["SR", "LBBB"], "prepare.labels"),
-    ("val_folds", [11], "prepare.val_folds"),
-    ("train_folds", [1, 9], "overlaps"),
-    ("highpass_hz", 80, "prepare.highpass_hz"),
-    ("standardize", "yes", "prepare.standardize"),
-    ("shuffle", True, "unknown key"),
+@pytest.mark.parametrize("section, key, value, message", [
+    ("prepare", "labels", ["SR", "LBBB"], "prepare.labels"),
+    ("prepare", "val_folds", [11], "prepare.val_folds"),
+    ("prepare", "train_folds", [1, 9], "overlaps"),
+    ("prepare", "highpass_hz", 80, "prepare.highpass_hz"),
+    ("prepare", "standardize", "yes", "prepare.standardize"),
+    ("prepare", "shuffle", True, "unknown key"),
+    ("joint", "backbone", "pretrained", "joint.backbone"),
+    ("joint", "lr", 0.0, "joint.lr"),
 ])
-def test_bad_params_name_the_key(key, value, message):
+def test_bad_params_name_the_key(section, key, value, message):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["prepare"][key] = value
-    with pytest.raises(ConfigError, match=message):
-        from_dict(raw)
-
-
-@pytest.mark.parametrize("key, value, message", [
-    ("backbone", "pretrained", "joint.backbone"),
-    ("lr", 0.0, "joint.lr"),
-])
-def test_bad_joint_params_name_the_key(key, value, message):
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["joint"][key] = value
+    raw[section][key] = value
     with pytest.raises(ConfigError, match=message):
         from_dict(raw)
 
