@@ -149,13 +149,19 @@ class ProjectParams:
 
 @dataclass(frozen=True)
 class ClassifierParams:
+    # Published: last_layer (the last layer alone, on fixed similarities: lr, steps). addon: the add-on
+    # and the last layer, prototypes tied to their source ECGs, batches and early stopping as in train.*.
+    retrain: str = "last_layer"
     lr: float = 0.01
     steps: int = 500
+    addon_lr: float = 0.0003
 
     def validate(self):
+        _choice("classifier.retrain", self.retrain, ("last_layer", "addon"))
         _at_least("classifier.steps", self.steps, 1)
-        if not 0 < self.lr < 10:
-            raise ConfigError(f"classifier.lr = {self.lr}: expected 0 < lr < 10")
+        for key in ("lr", "addon_lr"):
+            if not 0 < getattr(self, key) < 10:
+                raise ConfigError(f"classifier.{key} = {getattr(self, key)}: expected 0 < {key} < 10")
 
 
 @dataclass(frozen=True)

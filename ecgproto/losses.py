@@ -69,8 +69,8 @@ def joint_loss(logits, sims, labels, model, pos_weight, cooccurrence, w: LossPar
         "bce": F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight),
         "clst": clustering(sims, labels, identity),
         "sep": separation(sims, labels, identity),
-        "div": diversity(model.prototypes),
-        "cnrst": contrastive(model.prototypes, identity, cooccurrence),
+        "div": diversity(model.prototype_vectors()),
+        "cnrst": contrastive(model.prototype_vectors(), identity, cooccurrence),
     }
     total = (terms["bce"] + w.clst * terms["clst"] + w.sep * terms["sep"] + w.div * terms["div"]
              + w.cnrst * terms["cnrst"])

@@ -117,6 +117,7 @@ class ProtoECGNet1D(nn.Module):
         self.last_layer = nn.Linear(n_protos, proto_cfg.n_classes, bias=False)
         self.reset_last_layer()
         self.backbone_frozen = False
+        self.source_features = None  # set by tie_to_sources
 
     def freeze_backbone(self, source: ResNet1d | None = None):
         """Fix the backbone (copied from `source` when given): no gradient, and batch-norm statistics
@@ -146,8 +147,31 @@ class ProtoECGNet1D(nn.Module):
     def latent(self, x):
         return self.addon(self.backbone(x).mean(dim=-1))
 
+    def tie_to_sources(self, source_x: torch.Tensor, has_source: torch.Tensor):
+        """Tie each prototype to its source ECG (source_x (P, leads, samples); rows where has_source is
+        False are ignored and those prototypes keep their vector): until untie(), a prototype is the
+        latent of its source, recomputed through the current add-on, so the add-on can train after
+        projection and every prototype stays exactly a real ECG. Needs a frozen backbone: the sources'
+        pooled features are computed once."""
+        if not self.backbone_frozen:
+            raise ValueError("tie_to_sources needs a frozen backbone (call freeze_backbone first)")
+        with torch.no_grad():
+            self.source_features = self.backbone(source_x).mean(dim=-1)
+        self.has_source = has_source.to(device=source_x.device, dtype=torch.bool)
+
+    def untie(self):
+        """Write the tied prototypes (the sources' latents under the current add-on) into the vectors."""
+        with torch.no_grad():
+            self.prototypes.copy_(self.prototype_vectors())
+        self.source_features = None
+
+    def prototype_vectors(self) -> torch.Tensor:
+        if self.source_features is None:
+            return self.prototypes
+        return torch.where(self.has_source[:, None], self.addon(self.source_features), self.prototypes)
+
     def similarities(self, z):
-        return F.normalize(z, dim=-1) @ F.normalize(self.prototypes, dim=-1).T
+        return F.normalize(z, dim=-1) @ F.normalize(self.prototype_vectors(), dim=-1).T
 
     def local_similarities(self, x):
         """(B, P, T') cosine between each prototype and the add-on applied to each time step of the

@@ -26,6 +26,16 @@ BACKBONE_NOTE = {
                "published recipe), separately from the baseline's.",
 }
 
+# params.yaml classifier.retrain: what the classifier stage trained after projection
+CLASSIFIER_NOTE = {
+    "addon": "After projection, the classifier stage retrained the add-on and the last layer with every prototype "
+             "tied to its source ECG (`classifier.retrain: addon`), so each prototype is still exactly the latent "
+             "of a real training ECG.",
+    "last_layer": "After projection, the classifier stage retrained the last layer only (`classifier.retrain: "
+                  "last_layer`, the published recipe).",
+}
+CLASSIFIER_STEP = {"addon": "epoch", "last_layer": "Adam step (full batch)"}
+
 # ../shared/FACTS.md section 4 (ProtoECGNet, Sethi et al. 2025; course replication; Strodthoff et al. 2020)
 PUBLISHED = (
     ("ProtoECGNet rhythm branch, branch classifier, with contrastive loss", "macro-AUROC, 16 labels, per-batch mean", 0.8808),
@@ -72,7 +82,7 @@ def read_curves(dvclive_root: Path) -> dict:
     return curves
 
 
-def curves_figure(curves: dict, path: Path) -> None:
+def curves_figure(curves: dict, path: Path, classifier_retrain: str = "last_layer") -> None:
     """Validation macro-AUROC and training loss per epoch (step for the classifier stage)."""
     fig, (left, mid, right) = plt.subplots(1, 3, figsize=(13, 3.4))
     for stage in ("train_joint", "baseline"):
@@ -86,7 +96,7 @@ def curves_figure(curves: dict, path: Path) -> None:
     if "train_classifier" in curves:
         v = curves["train_classifier"]["val_macro_auroc"]
         right.plot(v["step"], v["val_macro_auroc"], color="C2")
-    right.set(title="classifier stage: validation macro-AUROC", xlabel="Adam step (full batch)")
+    right.set(title="classifier stage: validation macro-AUROC", xlabel=CLASSIFIER_STEP[classifier_retrain])
     for ax in (left, mid):
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -213,7 +223,7 @@ def render(ctx: dict) -> str:
         "",
         results_table(e),
         "",
-        BACKBONE_NOTE[ctx["joint_backbone"]],
+        BACKBONE_NOTE[ctx["joint_backbone"]] + " " + CLASSIFIER_NOTE[ctx["classifier_retrain"]],
         "",
         "Published figures to compare with (../shared/FACTS.md section 4). They were measured on real PTB-XL "
         "fold 10 with the per-batch metric; compare them with the per-batch column above, and only when this "

@@ -182,6 +182,37 @@ def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_
     return best[0]
 
 
+def train_addon_after_projection(model, train, val, source_x, has_source, settings: TrainParams, pos_weight,
+                                 l1: float, device, seed: int, on_epoch: Callable = lambda epoch, values: None,
+                                 active=None):
+    """The classifier stage with classifier.retrain = addon: the add-on and the last layer train on BCE +
+    l1 x wrong-class L1, with every projected prototype tied to its source ECG (source_x, one row per
+    prototype; has_source False where it has none), so that it stays exactly that ECG's latent. The
+    backbone is fixed. Batches, crops and early stopping as in `fit`. Returns (best AUROC, epoch).
+
+    active: one bool per prototype; the last-layer weights of the others are 0 and stay 0 (pruned)."""
+    mask = torch.ones(len(model.prototypes), device=device) if active is None else \
+        torch.as_tensor(active, dtype=torch.float32, device=device)
+    model.freeze_backbone()
+    model.tie_to_sources(torch.as_tensor(np.asarray(source_x), device=device), torch.as_tensor(has_source))
+    freeze_all_but(model, model.addon, model.last_layer.weight)
+    weight = model.last_layer.weight
+    with torch.no_grad():
+        weight.mul_(mask)
+    hook = weight.register_hook(lambda grad: grad * mask)  # a pruned weight gets no gradient: it stays 0
+    identity = model.class_identity()
+
+    def loss_fn(model, xb, yb):
+        bce = F.binary_cross_entropy_with_logits(model(xb)[0], yb, pos_weight=pos_weight)
+        return bce + l1 * wrong_class_l1(model.last_layer.weight, identity), {"bce": float(bce.detach())}
+
+    try:
+        return fit(model, train, val, settings, loss_fn, device, seed, on_epoch)
+    finally:
+        hook.remove()
+        model.untie()
+
+
 def save_checkpoint(path: Path, model, meta: dict, **extra) -> None:
     """Everything needed to rebuild and use the model, nothing else: kind, architecture, weights, the
     label set and the preprocessing fitted in `prepare` (filter, scaler)."""

@@ -12,6 +12,7 @@ OUT = Path("reports")
 def main(params):
     ctx = {
         "source": params.data.source, "folder": params.data.folder, "joint_backbone": params.joint.backbone,
+        "classifier_retrain": params.classifier.retrain,
         "data": read_json("metrics/data.json"), "evaluation": read_json("metrics/evaluate.json"),
         "per_label": read_json("metrics/per_label.json"), "sizes": read_json("metrics/model_size.json"),
         "interpretability": read_json("metrics/interpretability.json"),
@@ -21,7 +22,8 @@ def main(params):
     }
     with atomic_dir(OUT / "figures") as tmp:
         report.roc_figure({m: read_json(f"plots/roc/{m}.json") for m in report.MODELS}, tmp / "roc.png")
-        report.curves_figure(report.read_curves(Path("dvclive")), tmp / "curves.png")
+        report.curves_figure(report.read_curves(Path("dvclive")), tmp / "curves.png",
+                              params.classifier.retrain)
     with atomic_path(OUT / "report.md") as tmp:
         tmp.write_text(report.render(ctx))
     return f"wrote {OUT / 'report.md'} ({'synthetic' if params.data.source == 'synthetic' else 'real'} data)"

@@ -12,6 +12,9 @@ import torch
 import yaml
 
 from conftest import REPO
+from ecgproto.prepare import load_split
+from ecgproto.projection import latents
+from ecgproto.train import load_checkpoint
 
 BIN = Path(sys.executable).parent
 TINY = {
@@ -70,6 +73,16 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     final = torch.load(workspace / "models/final.pt", weights_only=False)
     pruned = torch.tensor(final["prototype_pruned"])
     assert not final["state_dict"]["last_layer.weight"][:, pruned].any()
+    # classifier.retrain: addon moved the add-on, yet every projected prototype is its source ECG's latent
+    model, _ = load_checkpoint(workspace / "models/final.pt")
+    train = load_split(workspace / "data/prepared", "train")
+    row = {int(e): i for i, e in enumerate(train.ecg_ids)}
+    sourced = [j for j, e in enumerate(final["prototype_source_ecg_ids"]) if e >= 0]
+    rows = [row[final["prototype_source_ecg_ids"][j]] for j in sourced]
+    assert final["classifier_retrain"] == "addon"
+    torch.testing.assert_close(model.prototypes[sourced].detach(), latents(model, train.signals[rows], "cpu"))
+    projected = torch.load(workspace / "models/projected.pt", weights_only=False)["state_dict"]
+    assert not torch.equal(projected["addon.0.weight"], final["state_dict"]["addon.0.weight"])
     gallery = sorted(p.stem for p in (workspace / "reports/explain/gallery").glob("*.png"))
     assert gallery == sorted(per_label["test_positives"])
     cases = json.loads((workspace / "reports/explain/cases.json").read_text())
@@ -80,6 +93,7 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     text = (workspace / "reports/report.md").read_text()
     assert text.splitlines()[2].startswith("> **SYNTHETIC DATA.**")
     assert "backbone is the baseline's trained backbone, kept fixed" in text
+    assert "retrained the add-on and the last layer with every prototype tied to its source ECG" in text
     for figure in ("figures/roc.png", "figures/curves.png", "explain/gallery/AFIB.png"):
         assert f"]({figure})" in text and (workspace / "reports" / figure).is_file()
     assert "up to date" in _sh("dvc status", workspace)

@@ -70,6 +70,8 @@ def test_prepare_splits_scales_on_train_only(tiny_tree):
     ("prepare", "shuffle", True, "unknown key"),
     ("joint", "backbone", "pretrained", "joint.backbone"),
     ("joint", "lr", 0.0, "joint.lr"),
+    ("classifier", "retrain", "backbone", "classifier.retrain"),
+    ("classifier", "addon_lr", -1, "classifier.addon_lr"),
 ])
 def test_bad_params_name_the_key(section, key, value, message):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -6,9 +6,11 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ecgproto import evaluation
+from ecgproto.config import TrainParams
 from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig
-from ecgproto.projection import project, prune
-from ecgproto.train import train_last_layer
+from ecgproto.prepare import Split
+from ecgproto.projection import latents, project, prune
+from ecgproto.train import train_addon_after_projection, train_last_layer
 
 
 def test_projection_picks_most_similar_same_class_training_ecg():
@@ -58,6 +60,37 @@ def test_pruning_removes_duplicates_and_unprojected_prototypes_and_the_classifie
     w2 = m.last_layer.weight.detach()
     assert not w2[:, [1, 4, 5]].any()
     assert not torch.equal(w2[:, [0, 2, 3]], w[:, [0, 2, 3]])  # the others did train
+
+
+def test_addon_retraining_keeps_every_prototype_exactly_its_source_ecg():
+    """classifier.retrain = addon: the add-on moves, yet each projected prototype is still the latent of
+    its source ECG; the unprojected one keeps its vector; pruned weights stay 0; the backbone is fixed."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((24, 12, 200)).astype(np.float32)
+    y = (rng.random((24, 2)) < 0.5).astype(np.float32)
+    data = Split(x, y, np.arange(24))
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(2, 2, 4))
+    rows = project(m, latents(m, x, "cpu"), y, data.ecg_ids, ["A", "B"], distinct_sources=True)
+    sources = [r["source_ecg_id"] for r in rows[:3]] + [-1]  # prototype 3: as if its class had no ECG
+    active = [s >= 0 for s in sources]
+    pruned = prune(m, sources)
+    addon, backbone = copy.deepcopy(m.addon.state_dict()), copy.deepcopy(m.backbone.state_dict())
+    unprojected = m.prototypes[3].detach().clone()
+    settings = TrainParams(batch_size=8, lr=0.05, max_epochs=3, patience=3, crop_samples=160)
+    train_addon_after_projection(m, data, data, x[np.maximum(sources, 0)], np.array(active), settings,
+                                 torch.ones(2), 1e-4, "cpu", 0, active=[not p for p in pruned])
+    assert any(not torch.equal(v, addon[k]) for k, v in m.addon.state_dict().items())
+    assert all(torch.equal(v, backbone[k]) for k, v in m.backbone.state_dict().items())
+    torch.testing.assert_close(m.prototypes[:3].detach(), latents(m, x[sources[:3]], "cpu"))
+    assert torch.equal(m.prototypes[3].detach(), unprojected) and m.source_features is None
+    assert not m.last_layer.weight[:, 3].any()
+
+
+def test_tying_prototypes_needs_a_frozen_backbone():
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(2, 1, 4))
+    with pytest.raises(ValueError, match="frozen backbone"):
+        m.tie_to_sources(torch.zeros(2, 12, 100), torch.ones(2, dtype=torch.bool))
 
 
 def test_projection_keeps_a_prototype_whose_class_has_no_training_positive():
