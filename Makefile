@@ -44,7 +44,8 @@ real-subset: $(STAMP)
 
 # The published recipe (ResNet-18, sigmoid add-on, lr 1e-4, no standardisation, backbone trained in the
 # joint stage with the published loss weights and the last layer frozen there, no crops, nearest-ECG
-# projection, no pruning, last layer alone after projection), for comparison; on the real subset its epochs are capped for a CPU.
+# projection, no pruning, last layer alone after projection), for comparison; on the real subset its
+# epochs are capped for a CPU.
 PUBLISHED := -S prepare.standardize=false -S 'model.widths=[64,128,256,512]' -S 'model.depths=[2,2,2,2]' \
 	-S model.latent_dim=512 -S model.latent_activation=sigmoid -S joint.train_last_layer=false \
 	-S train.lr=0.0001 -S train.crop_samples=1000 -S joint.backbone=scratch -S joint.lr=0.0001 \
