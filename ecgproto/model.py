@@ -117,7 +117,7 @@ class ProtoECGNet1D(nn.Module):
         self.last_layer = nn.Linear(n_protos, proto_cfg.n_classes, bias=False)
         self.reset_last_layer()
         self.backbone_frozen = False
-        self.source_features = None  # set by tie_to_sources
+        self.source_features = self.has_source = None  # set by tie_to_sources
 
     def freeze_backbone(self, source: ResNet1d | None = None):
         """Fix the backbone (copied from `source` when given): no gradient, and batch-norm statistics
@@ -163,7 +163,7 @@ class ProtoECGNet1D(nn.Module):
         """Write the tied prototypes (the sources' latents under the current add-on) into the vectors."""
         with torch.no_grad():
             self.prototypes.copy_(self.prototype_vectors())
-        self.source_features = None
+        self.source_features = self.has_source = None
 
     def prototype_vectors(self) -> torch.Tensor:
         if self.source_features is None:

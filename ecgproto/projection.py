@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .explain import ModelError
+
 
 @torch.no_grad()
 def latents(model, signals, device, batch_size: int = 256) -> torch.Tensor:
@@ -85,6 +87,21 @@ def project(model, z: torch.Tensor, labels: np.ndarray, ecg_ids: np.ndarray, lab
                        similarity_after=round(float(after), 6))
         rows.append(row)
     return rows
+
+
+def source_signals(source_ecg_ids, split, where: str):
+    """(P, leads, samples) every prototype's source ECG from `split` (zeros where it has none, id -1) and
+    the matching has-source mask. Raises ModelError naming `where` when a source is not in the split."""
+    row = {int(e): i for i, e in enumerate(split.ecg_ids)}
+    missing = [int(e) for e in source_ecg_ids if e >= 0 and int(e) not in row]
+    if missing:
+        raise ModelError(f"{where}: source ECGs {missing[:5]} are not in the prepared training split; run "
+                         "`dvc repro project` to project onto the current data")
+    x = np.zeros((len(source_ecg_ids),) + split.signals.shape[1:], dtype=np.float32)
+    for j, e in enumerate(source_ecg_ids):
+        if e >= 0:
+            x[j] = split.signals[row[int(e)]]
+    return x, np.array([e >= 0 for e in source_ecg_ids])
 
 
 @torch.no_grad()

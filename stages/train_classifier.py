@@ -4,29 +4,13 @@ source ECG. Pruned prototypes keep weight 0 either way."""
 import dataclasses
 from pathlib import Path
 
-import numpy as np
 import torch
 from _common import device, run, training_curves
 
-from ecgproto.explain import ModelError
 from ecgproto.prepare import load_meta, load_split
+from ecgproto.projection import source_signals
 from ecgproto.train import (freeze_all_but, load_checkpoint, predict, save_checkpoint, train_addon_after_projection,
                             train_last_layer)
-
-
-def source_signals(state, train, path):
-    """(P, leads, samples) the source ECG of every prototype (zeros where it has none) and a has-source mask."""
-    row = {int(e): i for i, e in enumerate(train.ecg_ids)}
-    sources = state["prototype_source_ecg_ids"]
-    missing = [e for e in sources if e >= 0 and e not in row]
-    if missing:
-        raise ModelError(f"{path}: source ECGs {missing[:5]} are not in data/prepared's training split; "
-                         f"run `dvc repro project` to project onto the current data")
-    x = np.zeros((len(sources),) + train.signals.shape[1:], dtype=np.float32)
-    for j, e in enumerate(sources):
-        if e >= 0:
-            x[j] = train.signals[row[e]]
-    return x, np.array([e >= 0 for e in sources])
 
 
 def main(params):
@@ -40,7 +24,7 @@ def main(params):
     pos_weight = torch.tensor(meta["pos_weight"], device=dev)
     curves = training_curves("train_classifier")
     if params.classifier.retrain == "addon":
-        x, has_source = source_signals(state, train, path)
+        x, has_source = source_signals(state["prototype_source_ecg_ids"], train, path)
         settings = dataclasses.replace(params.train, lr=params.classifier.addon_lr)
         best, epoch = train_addon_after_projection(model, train, val, x, has_source, settings, pos_weight,
                                                    params.loss.l1, dev, params.seed, curves, active=active)

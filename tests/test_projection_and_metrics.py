@@ -9,7 +9,8 @@ from ecgproto import evaluation
 from ecgproto.config import TrainParams
 from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig
 from ecgproto.prepare import Split
-from ecgproto.projection import latents, project, prune
+from ecgproto.explain import ModelError
+from ecgproto.projection import latents, project, prune, source_signals
 from ecgproto.train import train_addon_after_projection, train_last_layer
 
 
@@ -85,6 +86,16 @@ def test_addon_retraining_keeps_every_prototype_exactly_its_source_ecg():
     torch.testing.assert_close(m.prototypes[:3].detach(), latents(m, x[sources[:3]], "cpu"))
     assert torch.equal(m.prototypes[3].detach(), unprojected) and m.source_features is None
     assert not m.last_layer.weight[:, 3].any()
+
+
+def test_source_signals_are_looked_up_by_ecg_id_and_a_missing_one_names_the_file():
+    split = Split(np.arange(4, dtype=np.float32).reshape(4, 1, 1) * np.ones((1, 2, 3), np.float32),
+                  np.zeros((4, 2), np.float32), np.array([10, 20, 30, 40]))
+    x, has = source_signals([30, -1, 10], split, "models/projected.pt")
+    assert x.shape == (3, 2, 3) and x[0].min() == 2 and not x[1].any() and x[2].max() == 0
+    assert has.tolist() == [True, False, True]
+    with pytest.raises(ModelError, match=r"models/projected.pt: source ECGs \[50\]"):
+        source_signals([10, 50], split, "models/projected.pt")
 
 
 def test_tying_prototypes_needs_a_frozen_backbone():
