@@ -146,6 +146,16 @@ def freeze_all_but(model, *modules) -> None:
             p.requires_grad_(True)
 
 
+@torch.no_grad()
+def zero_pruned_weights(model, active, device) -> torch.Tensor:
+    """Set to 0 the last-layer weights of every prototype not active (pruned); returns the (P,) 0/1 mask
+    (all ones when active is None)."""
+    mask = torch.ones(len(model.prototypes), device=device) if active is None else \
+        torch.as_tensor(active, dtype=torch.float32, device=device)
+    model.last_layer.weight.mul_(mask)
+    return mask
+
+
 def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_weight, l1: float,
                      lr: float, steps: int, device, on_step: Callable = lambda step, values: None,
                      eval_every: int = 10, active=None) -> float:
@@ -154,14 +164,11 @@ def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_
     Adam; keeps the step with the best validation macro-AUROC. Returns that AUROC.
 
     active: one bool per prototype; the weights of the others are set to 0 and stay 0 (pruned)."""
-    mask = torch.ones(len(model.prototypes), device=device) if active is None else \
-        torch.as_tensor(active, dtype=torch.float32, device=device)
+    mask = zero_pruned_weights(model, active, device)  # no gradient reaches a masked weight: it stays 0
     s_tr = torch.as_tensor(train_sims, device=device) * mask
     y_tr = torch.as_tensor(train_labels, device=device)
     s_va = torch.as_tensor(val_sims, device=device) * mask
     weight = model.last_layer.weight
-    with torch.no_grad():
-        weight.mul_(mask)  # no gradient reaches a masked weight, so it stays 0
     identity = model.class_identity()
     opt = torch.optim.Adam([weight], lr=lr)
     best = (macro_auroc(val_labels, (s_va @ weight.T).detach().cpu().numpy()), weight.detach().clone())
@@ -191,14 +198,11 @@ def train_addon_after_projection(model, train, val, source_x, has_source, settin
     backbone is fixed. Batches, crops and early stopping as in `fit`. Returns (best AUROC, epoch).
 
     active: one bool per prototype; the last-layer weights of the others are 0 and stay 0 (pruned)."""
-    mask = torch.ones(len(model.prototypes), device=device) if active is None else \
-        torch.as_tensor(active, dtype=torch.float32, device=device)
+    mask = zero_pruned_weights(model, active, device)
     model.freeze_backbone()
     model.tie_to_sources(torch.as_tensor(np.asarray(source_x), device=device), torch.as_tensor(has_source))
     freeze_all_but(model, model.addon, model.last_layer.weight)
     weight = model.last_layer.weight
-    with torch.no_grad():
-        weight.mul_(mask)
     hook = weight.register_hook(lambda grad: grad * mask)  # a pruned weight gets no gradient: it stays 0
     identity = model.class_identity()
 
