@@ -17,20 +17,19 @@ from datetime import datetime, timezone
 
 import torch
 
-from .model import BackboneConfig, ProtoECGNet1D, PrototypeConfig, count_macs, count_parameters, published_rhythm_branch
+from .config import Params
+from .model import ProtoECGNet1D, count_macs, count_parameters, published_rhythm_branch, prototype_model
 from .ptbxl import LABELS, N_SAMPLES
 
-def default_model() -> ProtoECGNet1D:
-    """params.yaml's model: widths 32-256, one block per stage, 128-d latent, 5 prototypes per class."""
-    return ProtoECGNet1D(BackboneConfig((32, 64, 128, 256), (1, 1, 1, 1)), PrototypeConfig(len(LABELS), 5, 128, "none"))
-
-
-MODELS = {"default": default_model, "published_resnet18": lambda: published_rhythm_branch(len(LABELS))}
+MODELS = ("default", "published_resnet18")
 GOALS = {"parameters_ratio": 4.0, "macs_ratio": 4.0, "latency_ms_1_thread": 2.0, "train_throughput_ratio": 4.0}
 
 
-def build_model(name: str) -> ProtoECGNet1D:
-    return MODELS[name]()
+def build_model(name: str, params: Params) -> ProtoECGNet1D:
+    """'default': params.yaml's model; 'published_resnet18': the published rhythm branch's size."""
+    if name == "default":
+        return prototype_model(params.model, len(params.prepare.labels))
+    return published_rhythm_branch(len(params.prepare.labels))
 
 
 def file_bytes(model) -> int:
@@ -52,14 +51,13 @@ def _timed(fn, warmup: int, repeats: int, calls: int) -> float:
     return statistics.median(rounds)
 
 
-def _measure(name: str, mode: str, threads: int, repeats: int) -> dict:
+def _measure(name: str, mode: str, threads: int, repeats: int, params: Params) -> dict:
     """One measurement in this (fresh) process: 'latency', 'throughput' or 'train'."""
     from .losses import joint_loss
-    from .config import LossParams
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_model(name)
+    model = build_model(name, params)
     if mode == "train":
         batch = 32
         x, y = torch.randn(batch, 12, N_SAMPLES), (torch.rand(batch, len(LABELS)) < 0.2).float()
@@ -69,7 +67,7 @@ def _measure(name: str, mode: str, threads: int, repeats: int) -> dict:
 
         def step():
             logits, sims = model(x)
-            loss, _ = joint_loss(logits, sims, y, model, ones, cooc, LossParams())
+            loss, _ = joint_loss(logits, sims, y, model, ones, cooc, params.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -92,7 +90,7 @@ def _measure(name: str, mode: str, threads: int, repeats: int) -> dict:
     return {"seconds_per_batch": seconds, "batch": batch, "threads": threads, "peak_rss_mb": round(peak_mb, 1)}
 
 
-def run(repeats: int = 5, progress=print) -> dict:
+def run(params: Params, repeats: int = 5, progress=print) -> dict:
     threads = os.cpu_count() or 1
     context = multiprocessing.get_context("spawn")
     result = {"machine": {"cpus": threads, "processor": platform.processor() or platform.machine(),
@@ -100,14 +98,14 @@ def run(repeats: int = 5, progress=print) -> dict:
               "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "repeats": repeats,
               "models": {}}
     for name in MODELS:
-        model = build_model(name)
+        model = build_model(name, params)
         row = {"parameters": count_parameters(model), "macs_per_ecg": count_macs(model),
                "file_bytes": file_bytes(model)}
         for mode, n_threads in (("latency", 1), ("latency_torchscript", 1), ("throughput", threads),
                                 ("train", threads)):
             progress(f"{name}: {mode} ({n_threads} thread{'s' if n_threads > 1 else ''})")
             with context.Pool(1) as pool:
-                m = pool.apply(_measure, (name, mode, n_threads, repeats))
+                m = pool.apply(_measure, (name, mode, n_threads, repeats, params))
             per_ecg = m["seconds_per_batch"] / m["batch"]
             if mode.startswith("latency"):
                 row[mode.replace("latency", "latency_ms_batch1_1_thread")] = round(m["seconds_per_batch"] * 1e3, 3)

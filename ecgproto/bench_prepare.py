@@ -16,11 +16,11 @@ from .ptbxl import LABELS
 FULL_SIZE = 21837  # records in PTB-XL v1.0.1
 
 
-def _prepare_in_process(root: str, out: str) -> dict:
+def _prepare_in_process(root: str, out: str, params: PrepareParams) -> dict:
     from . import prepare as prep
 
     start = time.perf_counter()
-    splits, meta = prep.prepare(Path(root), PrepareParams())
+    splits, meta = prep.prepare(Path(root), params)
     prep.save(Path(out), splits, meta)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "records": sum(len(s.ecg_ids) for s in splits.values()),
@@ -41,7 +41,7 @@ def straightforward(root: Path, filenames, cutoff_hz: float = 0.5, order: int = 
     return np.stack(out)
 
 
-def run(workdir: Path, records: int = FULL_SIZE, subset: int = 300, progress=print) -> dict:
+def run(params: PrepareParams, workdir: Path, records: int = FULL_SIZE, subset: int = 300, progress=print) -> dict:
     import pandas as pd
 
     from .synth import generate
@@ -53,7 +53,7 @@ def run(workdir: Path, records: int = FULL_SIZE, subset: int = 300, progress=pri
         generate(root, records, seed=42, progress=True)
     progress("prepare (fresh process)")
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        ours = pool.apply(_prepare_in_process, (str(root), str(workdir / "prepared")))
+        ours = pool.apply(_prepare_in_process, (str(root), str(workdir / "prepared"), params))
     filenames = pd.read_csv(root / "ptbxl_database.csv")["filename_lr"].tolist()[:subset]
     progress(f"straightforward loop on {len(filenames)} records")
     start = time.perf_counter()

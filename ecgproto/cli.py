@@ -6,14 +6,38 @@ import logging
 import sys
 from pathlib import Path
 
-from .ptbxl import RecordError
+from .errors import ConfigError, EcgprotoError, GateError, RecordError
 
 
 def _synth(args) -> str:
+    from .files import atomic_dir
     from .synth import generate
 
-    generate(Path(args.out), args.records, args.seed, progress=True)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file; expected a folder to write the synthetic tree into")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise ConfigError(f"{out}: folder is not empty; refusing to overwrite it (pass --overwrite to replace "
+                          "the whole folder)")
+    with atomic_dir(out) as tmp:  # all or nothing: an interrupted run leaves the folder as it was
+        generate(tmp, args.records, args.seed, progress=True)
     return f"wrote {args.records} synthetic PTB-XL records to {args.out}"
+
+
+def _metric(doc, dotted: str, where: str) -> float:
+    import math
+
+    for key in dotted.split("."):
+        if not isinstance(doc, dict) or key not in doc:
+            raise GateError(f"{where}: no metric {dotted!r} (missing key {key!r})")
+        doc = doc[key]
+    try:
+        value = float(doc)
+    except (TypeError, ValueError):
+        raise GateError(f"{where}: metric {dotted!r} is {doc!r}, not a number") from None
+    if not math.isfinite(value):
+        raise GateError(f"{where}: metric {dotted!r} is {value}; a non-finite metric fails the gate")
+    return value
 
 
 def _gate(args) -> str:
@@ -21,20 +45,67 @@ def _gate(args) -> str:
     import json
     import subprocess
 
-    def value(doc, dotted):
-        for key in dotted.split("."):
-            doc = doc[key]
-        return float(doc)
-
-    current = value(json.loads(Path(args.file).read_text()), args.metric)
-    shown = subprocess.run(["git", "show", f"{args.against}:{args.file}"], capture_output=True, text=True)
+    if args.against.startswith("-") or not args.against.strip():
+        raise ConfigError(f"--against {args.against!r}: expected a git revision (a name cannot start with '-')")
+    try:
+        current = _metric(json.loads(Path(args.file).read_text()), args.metric, args.file)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GateError(f"{args.file}: cannot read the metrics file ({exc})") from None
+    # --end-of-options: nothing the user passes can become an option of git
+    shown = subprocess.run(["git", "show", "--end-of-options", f"{args.against}:{args.file}"],
+                           capture_output=True, text=True)
     if shown.returncode != 0:
         return f"no committed {args.file} at {args.against}: nothing to compare {args.metric} = {current:.4f} with"
-    committed = value(json.loads(shown.stdout), args.metric)
+    try:
+        committed = _metric(json.loads(shown.stdout), args.metric, f"{args.against}:{args.file}")
+    except json.JSONDecodeError as exc:
+        raise GateError(f"{args.against}:{args.file}: not valid JSON ({exc})") from None
     line = f"{args.metric}: {current:.4f} now, {committed:.4f} at {args.against} (allowed drop {args.max_drop})"
     if current < committed - args.max_drop:
-        raise ValueError(f"regression: {line}")
+        raise GateError(f"regression: {line}")
     return f"ok: {line}"
+
+
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a positive integer")
+    return int(value)
+
+
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r}: expected an integer >= 0")
+    return int(value)
+
+
+def _number(value: str, low: float, high: float, what: str) -> float:
+    import math
+
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not (math.isfinite(number) and low <= number <= high):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected {what}")
+    return number
+
+
+def _probability(value: str) -> float:
+    number = _number(value, 0.0, 1.0, "a probability strictly between 0 and 1")
+    if number in (0.0, 1.0):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a probability strictly between 0 and 1")
+    return number
+
+
+def _fraction(value: str) -> float:
+    return _number(value, 0.0, 1.0, "a number from 0 to 1")
+
+
+def _seconds(value: str) -> float:
+    number = _number(value, 0.0, float("inf"), "a positive number")
+    if number == 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a positive number")
+    return number
 
 
 def _top(value: str):
@@ -49,10 +120,14 @@ def _explain(args) -> str:
     """One record: every label's probability and, for the predicted ones, the prototypes behind it."""
     import json
 
+    from .checkpoint import load_checkpoint
     from .ecgplot import draw_explanation
-    from .explain import explain, load_model, preprocess, read_ecg, where_it_matches
+    from .explain import explain, preprocess, read_ecg, where_it_matches
+    from .files import check_writable
 
-    model, state = load_model(Path(args.model))
+    if args.plot:
+        check_writable(Path(args.plot), "--plot")
+    model, state = load_checkpoint(Path(args.model), require_prototypes=True)
     millivolts, note = read_ecg(args.record)
     if note:
         print(note, file=sys.stderr)
@@ -68,7 +143,7 @@ def _explain(args) -> str:
             draw_explanation(tmp, millivolts, str(args.record), entries, where_it_matches(model, x)[0],
                              args.threshold, len(labels), min(top, 5))
     if args.json:
-        return json.dumps(entries, indent=2)
+        return json.dumps(entries, indent=2, allow_nan=False)
     lines = [f"{'label':<6} {'probability':>11}"]
     for e in sorted(entries, key=lambda e: -e["probability"]):
         lines.append(f"{e['label']:<6} {e['probability']:>11.4f}")
@@ -82,10 +157,12 @@ def _explain(args) -> str:
 
 def _records_in(paths) -> list:
     """Record paths (without extension) from record paths and folders (searched recursively)."""
+    from .paths import walk_files
+
     records = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(h.with_suffix("") for h in p.rglob("*.hea"))
+            found = [h.with_suffix("") for h in walk_files(p) if h.suffix == ".hea"]
             if not found:
                 raise RecordError(f"{p}: folder holds no WFDB header (.hea) files")
             records += found
@@ -101,11 +178,13 @@ def _predict(args) -> str:
     import torch
     from tqdm import tqdm
 
-    from .explain import load_model, preprocess, read_ecg
-    from .files import atomic_path
+    from .checkpoint import load_checkpoint
+    from .explain import preprocess, read_ecg
+    from .files import atomic_path, check_writable
     from .train import predict
 
-    model, state = load_model(Path(args.model), require_prototypes=False)
+    check_writable(Path(args.out), "--out")
+    model, state = load_checkpoint(Path(args.model))
     records = _records_in(args.records)
     rows = []
     with tqdm(total=len(records), desc="predict", unit="rec", disable=not sys.stderr.isatty()) as bar:
@@ -125,23 +204,22 @@ def _predict(args) -> str:
 
 
 def _download(args) -> str:
-    from .download import DownloadError, download
+    from .download import Limits, download
 
-    try:
-        got = download(Path(args.out), args.base_url.rstrip("/") + "/", args.jobs, args.hr, args.retries,
-                       args.timeout, progress=sys.stderr.isatty())
-    except DownloadError as exc:
-        raise ValueError(str(exc)) from None
+    limits = Limits(timeout=args.timeout, deadline=args.deadline, max_bytes=int(args.max_mb * 2 ** 20),
+                    retries=args.retries)
+    got = download(Path(args.out), args.base_url.rstrip("/") + "/", args.jobs, args.hr, limits,
+                   progress=sys.stderr.isatty())
     speed = f", {got['mb_per_s']} MB/s" if got["mb_per_s"] else ""
     return (f"{args.out}: {got['files']} files verified against SHA256SUMS.txt ({got['fetched']} fetched, "
             f"{got['bytes'] / 1e6:.1f} MB in {got['seconds']} s{speed}; {got['already_present']} already present)")
 
 
 def _bench(args) -> str:
-    from . import bench
+    from . import bench, config
     from .files import write_json
 
-    result = bench.run(args.repeats, progress=lambda line: print(line, file=sys.stderr))
+    result = bench.run(config.load(Path("params.yaml")), args.repeats, progress=lambda line: print(line, file=sys.stderr))
     write_json(Path(args.out), result)
     return f"{bench.table(result)}\n\n{result['machine']}, median of {args.repeats}; written to {args.out}"
 
@@ -149,10 +227,10 @@ def _bench(args) -> str:
 def _bench_prepare(args) -> str:
     import json
 
-    from . import bench_prepare
+    from . import bench_prepare, config
     from .files import write_json
 
-    result = bench_prepare.run(Path(args.workdir), args.records, args.subset,
+    result = bench_prepare.run(config.load(Path("params.yaml")).prepare, Path(args.workdir), args.records, args.subset,
                                progress=lambda line: print(line, file=sys.stderr))
     write_json(Path(args.out), result)
     return f"{json.dumps(result, indent=2)}\nwritten to {args.out}"
@@ -162,26 +240,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecgproto", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("synth", help="write a synthetic PTB-XL tree (exact PTB-XL layout, 100 Hz)")
-    p.add_argument("out", help="output folder")
-    p.add_argument("--records", type=int, default=2000)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("out", help="output folder (new or empty)")
+    p.add_argument("--records", type=_positive_int, default=2000)
+    p.add_argument("--seed", type=_count, default=42)
+    p.add_argument("--overwrite", action="store_true", help="replace OUT even if it holds files (all of them go)")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("download", help="download PTB-XL (metadata + 100 Hz records), verified and resumable")
     p.add_argument("out", help="folder to download into (rerun to resume)")
     p.add_argument("--base-url", default="https://physionet.org/files/ptb-xl/1.0.3/",
                    help="release folder on the server (default: %(default)s)")
-    p.add_argument("--jobs", type=int, default=8, help="parallel connections")
+    p.add_argument("--jobs", type=_positive_int, default=8, help="parallel connections")
     p.add_argument("--hr", action="store_true", help="also the 500 Hz records (about 2.6 GB more)")
-    p.add_argument("--retries", type=int, default=3, help="retries per file, with exponential backoff")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds without data before a retry")
+    p.add_argument("--retries", type=_count, default=3, help="retries per file, with exponential backoff")
+    p.add_argument("--timeout", type=_seconds, default=30.0, help="seconds without data before a retry")
+    p.add_argument("--deadline", type=_seconds, default=300.0, help="seconds per file and attempt, at most")
+    p.add_argument("--max-mb", type=_seconds, default=64.0, help="size cap per file in MB (default: %(default)s)")
     p.set_defaults(func=_download)
 
     p = sub.add_parser("explain", help="explain one ECG: probabilities and the prototypes behind them")
     p.add_argument("record", help="WFDB record path without extension (100 Hz; 500 Hz is resampled)")
     p.add_argument("--model", default="models/final.pt", help="prototype model file (default: %(default)s)")
     p.add_argument("--top", type=_top, default=3, help="prototypes per label, or 'all' (default: %(default)s)")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability at which a label is predicted")
+    p.add_argument("--threshold", type=_probability, default=0.5, help="probability at which a label is predicted")
     p.add_argument("--json", action="store_true", help="print JSON: a list of labels with their prototypes")
     p.add_argument("--plot", help="also draw the explanation into this PNG file")
     p.set_defaults(func=_explain)
@@ -190,18 +271,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("records", nargs="+", help="WFDB record paths (without extension) or folders of records")
     p.add_argument("--out", required=True, help="CSV file to write (record, one column per label)")
     p.add_argument("--model", default="models/final.pt", help="model file (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("bench", help="efficiency benchmark: default model vs published-size ResNet-18")
     p.add_argument("--out", default="benchmarks/bench.json", help="result file (default: %(default)s)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats per measure; the median is quoted")
+    p.add_argument("--repeats", type=_positive_int, default=5, help="timed repeats per measure; the median is quoted")
     p.set_defaults(func=_bench)
 
     p = sub.add_parser("bench-prepare", help="prepare at full PTB-XL scale vs the straightforward loop")
     p.add_argument("--workdir", default="data/bench", help="where the synthetic tree is generated (kept)")
-    p.add_argument("--records", type=int, default=21837, help="records to generate (default: full PTB-XL)")
-    p.add_argument("--subset", type=int, default=300, help="records timed with the straightforward loop")
+    p.add_argument("--records", type=_positive_int, default=21837, help="records to generate (default: full PTB-XL)")
+    p.add_argument("--subset", type=_positive_int, default=300, help="records timed with the straightforward loop")
     p.add_argument("--out", default="benchmarks/prepare.json", help="result file (default: %(default)s)")
     p.set_defaults(func=_bench_prepare)
 
@@ -209,19 +290,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default="metrics/evaluate.json")
     p.add_argument("--metric", default="final.macro_auroc")
     p.add_argument("--against", default="HEAD")
-    p.add_argument("--max-drop", type=float, default=0.02)
+    p.add_argument("--max-drop", type=_fraction, default=0.02)
     p.set_defaults(func=_gate)
     return parser
 
 
 def main(argv=None) -> int:
+    from .files import stop_on_sigterm
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = build_parser().parse_args(argv)
+    stop_on_sigterm()
     try:
         message = args.func(args)
-    except (RecordError, ValueError) as exc:
+    except EcgprotoError as exc:
         print(f"ecgproto {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"ecgproto {args.command}: interrupted; files already complete were kept, no partial file was",
+              file=sys.stderr)
+        return 130
     if message:
         print(message)
     return 0

@@ -1,38 +1,46 @@
-"""Typed, validated view of params.yaml: a bad value fails before any work starts, naming the key."""
+"""Typed, validated view of params.yaml: a bad value fails before any work starts, naming the key.
+
+params.yaml is the only place values live: the dataclasses below declare types and allowed ranges,
+never defaults, so a key deleted from params.yaml is a named error rather than a silent fallback.
+"""
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from .errors import ConfigError
 from .ptbxl import LABELS
 
-
-class ConfigError(ValueError):
-    """A params.yaml value that is missing, unknown or out of range; the message names the key."""
+MIN_SYNTHETIC_RECORDS = 100  # fewer leaves the validation or test fold without a positive of most codes
 
 
 @dataclass(frozen=True)
 class DataParams:
-    source: str = "synthetic"         # synthetic | folder | ptbxl
-    synthetic_records: int = 2000
-    synthetic_seed: int = 42
-    folder: str = ""                  # an existing PTB-XL tree, used (and verified) when source is "folder"
-    ptbxl_url: str = "https://physionet.org/files/ptb-xl/"
-    ptbxl_version: str = "1.0.3"
-    download_dir: str = "data/download"   # persistent across runs, so an interrupted download resumes
-    download_jobs: int = 8
-    download_500hz: bool = False
-    missing_records: str = "error"    # error | drop: metadata rows whose record files are absent
+    source: str  # synthetic | folder | ptbxl
+    synthetic_records: int
+    synthetic_seed: int
+    folder: str  # an existing PTB-XL tree, used (and verified) when source is "folder"
+    ptbxl_url: str
+    ptbxl_version: str
+    download_dir: str  # persistent across runs, so an interrupted download resumes
+    download_jobs: int
+    download_500hz: bool
+    download_deadline_s: float  # per file and attempt, however slowly the server sends
+    download_max_mb: float  # per file: PTB-XL's largest is a few MB, a record about 24 kB
+    missing_records: str  # error | drop: metadata rows whose record files are absent
 
     def validate(self):
         _choice("data.source", self.source, ("synthetic", "folder", "ptbxl"))
         _choice("data.missing_records", self.missing_records, ("error", "drop"))
-        _at_least("data.synthetic_records", self.synthetic_records, 1)
+        _at_least("data.synthetic_records", self.synthetic_records, MIN_SYNTHETIC_RECORDS)
         _at_least("data.download_jobs", self.download_jobs, 1)
+        _positive("data.download_deadline_s", self.download_deadline_s)
+        _positive("data.download_max_mb", self.download_max_mb)
         if self.source == "folder" and not self.folder:
             raise ConfigError("data.folder is empty; with data.source: folder it must name a PTB-XL tree")
         if self.source == "ptbxl" and not self.ptbxl_url.startswith(("http://", "https://")):
@@ -41,14 +49,14 @@ class DataParams:
 
 @dataclass(frozen=True)
 class PrepareParams:
-    labels: tuple = LABELS
-    highpass_hz: float = 0.5
-    filter_order: int = 1
-    standardize: bool = True
-    train_folds: tuple = (1, 2, 3, 4, 5, 6, 7, 8)
-    val_folds: tuple = (9,)
-    test_folds: tuple = (10,)
-    skip_bad_records: bool = False
+    labels: tuple
+    highpass_hz: float
+    filter_order: int
+    standardize: bool
+    train_folds: tuple
+    val_folds: tuple
+    test_folds: tuple
+    skip_bad_records: bool
 
     def validate(self):
         unknown = [c for c in self.labels if c not in LABELS]
@@ -69,12 +77,12 @@ class PrepareParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    widths: tuple = (32, 64, 128, 256)
-    depths: tuple = (1, 1, 1, 1)
-    stem_kernel: int = 7
-    latent_dim: int = 128
-    prototypes_per_class: int = 5
-    latent_activation: str = "sigmoid"
+    widths: tuple
+    depths: tuple
+    stem_kernel: int
+    latent_dim: int
+    prototypes_per_class: int
+    latent_activation: str
 
     def validate(self):
         if not self.widths or len(self.widths) != len(self.depths):
@@ -92,11 +100,11 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class LossParams:
-    clst: float = 0.004
-    sep: float = 0.0004
-    div: float = 250.0
-    cnrst: float = 300.0
-    l1: float = 1e-4
+    clst: float
+    sep: float
+    div: float
+    cnrst: float
+    l1: float
 
     def validate(self):
         for f in dataclasses.fields(self):
@@ -105,13 +113,13 @@ class LossParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1.7e-4
-    max_epochs: int = 30
-    patience: int = 10
-    crop_samples: int = 1000      # random crops of this length while training; full length to evaluate
-    balanced_sampling: bool = False
+    batch_size: int
+    lr: float
+    weight_decay: float
+    max_epochs: int
+    patience: int
+    crop_samples: int  # random crops of this length while training; full length to evaluate
+    balanced_sampling: bool
 
     def validate(self):
         _at_least("train.batch_size", self.batch_size, 2)
@@ -126,12 +134,11 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class JointParams:
-    # Published: the last layer stays at its +1/-0.5 initialisation during the joint stage.
-    train_last_layer: bool = False
-    # Published: scratch (the backbone learns with the prototype losses). frozen_baseline: the trained
-    # backbone of stage `baseline`, kept fixed; the joint stage trains the add-on, prototypes and last layer.
-    backbone: str = "scratch"
-    lr: float = 1e-4              # the joint stage's own learning rate (published: 1e-4, as train.lr)
+    train_last_layer: bool  # false: the last layer stays at its +1/-0.5 initialisation
+    # scratch: the backbone learns with the prototype losses. frozen_baseline: the trained backbone of
+    # stage `baseline`, kept fixed; the joint stage trains the add-on, prototypes and last layer.
+    backbone: str
+    lr: float  # the joint stage's own learning rate
 
     def validate(self):
         _choice("joint.backbone", self.backbone, ("scratch", "frozen_baseline"))
@@ -141,20 +148,18 @@ class JointParams:
 
 @dataclass(frozen=True)
 class ProjectParams:
-    # Published: false (each prototype takes its most similar same-class ECG, shared or not).
-    distinct_sources: bool = False
-    # Published: false (duplicate and unprojected prototypes keep their weights).
-    prune: bool = False
+    distinct_sources: bool  # false: each prototype takes its most similar same-class ECG, shared or not
+    prune: bool  # true: prototypes without a source ECG of their own leave the last layer
 
 
 @dataclass(frozen=True)
 class ClassifierParams:
-    # Published: last_layer (the last layer alone, on fixed similarities: lr, steps). addon: the add-on
-    # and the last layer, prototypes tied to their source ECGs, batches and early stopping as in train.*.
-    retrain: str = "last_layer"
-    lr: float = 0.01
-    steps: int = 500
-    addon_lr: float = 0.0003
+    # last_layer: the last layer alone, on fixed similarities (lr, steps). addon: the add-on and the last
+    # layer, prototypes tied to their source ECGs, batches and early stopping as in train.*.
+    retrain: str
+    lr: float
+    steps: int
+    addon_lr: float
 
     def validate(self):
         _choice("classifier.retrain", self.retrain, ("last_layer", "addon"))
@@ -166,8 +171,8 @@ class ClassifierParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    bootstrap: int = 1000
-    per_batch_size: int = 32
+    bootstrap: int
+    per_batch_size: int
 
     def validate(self):
         _at_least("evaluate.bootstrap", self.bootstrap, 1)
@@ -176,11 +181,11 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class ExplainParams:
-    codes: tuple = ("SR", "AFIB", "STACH", "SBRAD", "PACE")
-    top_prototypes: int = 3
-    max_labels: int = 2
-    threshold: float = 0.5
-    purity_neighbours: int = 10
+    codes: tuple
+    top_prototypes: int
+    max_labels: int
+    threshold: float
+    purity_neighbours: int
 
     def validate(self):
         unknown = [c for c in self.codes if c not in LABELS]
@@ -195,21 +200,27 @@ class ExplainParams:
 
 @dataclass(frozen=True)
 class Params:
-    seed: int = 42
-    device: str = "auto"
-    data: DataParams = field(default_factory=DataParams)
-    prepare: PrepareParams = field(default_factory=PrepareParams)
-    model: ModelParams = field(default_factory=ModelParams)
-    loss: LossParams = field(default_factory=LossParams)
-    train: TrainParams = field(default_factory=TrainParams)
-    joint: JointParams = field(default_factory=JointParams)
-    project: ProjectParams = field(default_factory=ProjectParams)
-    classifier: ClassifierParams = field(default_factory=ClassifierParams)
-    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
-    explain: ExplainParams = field(default_factory=ExplainParams)
+    seed: int
+    device: str
+    data: DataParams
+    prepare: PrepareParams
+    model: ModelParams
+    loss: LossParams
+    train: TrainParams
+    joint: JointParams
+    project: ProjectParams
+    classifier: ClassifierParams
+    evaluate: EvaluateParams
+    explain: ExplainParams
 
     def validate(self):
+        if not 0 <= self.seed < 2 ** 32:
+            raise ConfigError(f"seed = {self.seed}: expected 0 <= seed < 2**32 (NumPy's range)")
         _choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
+        not_trained = [c for c in self.explain.codes if c not in self.prepare.labels]
+        if not_trained:
+            raise ConfigError(f"explain.codes {not_trained} are not in prepare.labels {list(self.prepare.labels)}; "
+                              "a model can only explain the labels it is trained on")
 
 
 def _choice(key, value, allowed):
@@ -220,6 +231,11 @@ def _choice(key, value, allowed):
 def _at_least(key, value, low):
     if value < low:
         raise ConfigError(f"{key} = {value!r}: expected at least {low}")
+
+
+def _positive(key, value):
+    if not value > 0:
+        raise ConfigError(f"{key} = {value!r}: expected a positive number")
 
 
 def _convert(key: str, value, annotation):
@@ -242,6 +258,8 @@ def _convert(key: str, value, annotation):
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} = {value!r}: expected a number")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} = {value!r}: expected a finite number (not NaN or infinity)")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
@@ -251,8 +269,6 @@ def _convert(key: str, value, annotation):
 
 
 def _build(cls, raw, prefix=""):
-    if raw is None:
-        raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix.rstrip('.') or 'params'}: expected a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
@@ -260,6 +276,9 @@ def _build(cls, raw, prefix=""):
     unknown = sorted(set(raw) - names)
     if unknown:
         raise ConfigError(f"unknown key(s) {[prefix + k for k in unknown]}; allowed: {sorted(names)}")
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw]
+    if missing:
+        raise ConfigError(f"missing key(s) {[prefix + k for k in missing]}: every value lives in params.yaml")
     values = {k: _convert(prefix + k, v, hints[k]) for k, v in raw.items()}
     obj = cls(**values)
     if hasattr(obj, "validate"):

@@ -12,35 +12,10 @@ import torch
 import torch.nn.functional as F
 from scipy.signal import resample_poly
 
-from .ptbxl import FS, LABELS, RecordError, read_header, read_record
+from .errors import RecordError
+from .ptbxl import FS, read_header, read_record
 from .signal import LeadScaler, highpass
-from .train import load_checkpoint, predict
-
-
-class ModelError(ValueError):
-    """A model file that cannot be used here; the message names the file and what was expected."""
-
-
-def load_model(path: Path, device="cpu", require_prototypes: bool = True):
-    """(model, checkpoint) from an ecgproto model file, checked before use."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found (train one with `dvc repro`; the final model is "
-                         "models/final.pt)")
-    try:
-        model, state = load_checkpoint(path, device)
-    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise ModelError(f"{path}: not an ecgproto model file ({type(exc).__name__}: {exc})") from None
-    labels = list(state.get("labels", []))
-    n_out = model.last_layer.out_features if state["kind"] == "prototype" else model.head.out_features
-    unknown = [c for c in labels if c not in LABELS]
-    if unknown or len(labels) != n_out or len(set(labels)) != len(labels):
-        raise ModelError(f"{path}: trained on labels {labels} with {n_out} outputs; expected distinct "
-                         f"PTB-XL rhythm codes from {list(LABELS)}, one per output")
-    if require_prototypes and state["kind"] != "prototype":
-        raise ModelError(f"{path}: a {state['kind']!r} model has no prototypes to explain with; "
-                         "use a prototype model such as models/final.pt")
-    return model, state
+from .train import predict
 
 
 def read_ecg(path) -> tuple:

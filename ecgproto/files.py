@@ -1,13 +1,56 @@
-"""Atomic writes: a temporary file in the destination folder, then a rename, so an interrupted run
-never leaves a half-written file under its final name."""
+"""Atomic writes: a temporary file or folder beside the destination, then a rename, so an interrupted
+run never leaves a half-written output under its final name. Temporary names carry the writer's
+process id, so that the next writer can sweep what a killed process (SIGKILL) left behind."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def stop_on_sigterm() -> None:
+    """Treat SIGTERM (a `kill`, a CI timeout) like Ctrl-C: KeyboardInterrupt unwinds the stack and
+    every atomic write removes its temporary file or folder on the way out."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def sweep_stale(path: Path) -> list:
+    """Remove the temporary files and folders for `path` that a dead process left; returns them."""
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.pid(\d+)\..*\.tmp$")
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for entry in path.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def _prefix(path: Path) -> str:
+    return f".{path.name}.pid{os.getpid()}."
 
 
 @contextmanager
@@ -15,7 +58,8 @@ def atomic_path(path: Path):
     """Yield a temporary path beside `path`; on success it is renamed to `path`, on error removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sweep_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -30,7 +74,8 @@ def atomic_dir(path: Path):
     """Yield a temporary folder beside `path`; on success it replaces `path`, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    sweep_stale(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         yield tmp
         if path.exists():
@@ -42,9 +87,27 @@ def atomic_dir(path: Path):
 
 
 def write_json(path: Path, obj) -> None:
+    """Strict JSON: a NaN or infinity raises ValueError instead of writing invalid JSON."""
+    text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(text)
 
 
 def read_json(path: Path):
     return json.loads(Path(path).read_text())
+
+
+def check_writable(path: Path, what: str) -> Path:
+    """Refuse, before any work, an output path that cannot be written (a folder, a missing or
+    read-only parent), naming the option `what`."""
+    from .errors import ConfigError
+
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ConfigError(f"{what} {path}: is a folder; expected a file name")
+    if not parent.is_dir():
+        raise ConfigError(f"{what} {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {path}: folder {parent} is not writable")
+    return path

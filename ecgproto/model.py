@@ -16,17 +16,17 @@ N_LEADS = 12
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    widths: tuple = (32, 64, 128, 256)
-    depths: tuple = (1, 1, 1, 1)
+    widths: tuple
+    depths: tuple
     stem_kernel: int = 7
 
 
 @dataclass(frozen=True)
 class PrototypeConfig:
-    n_classes: int = 16
-    prototypes_per_class: int = 5
-    latent_dim: int = 128
-    latent_activation: str = "sigmoid"  # published: sigmoid; "none" leaves the latent unbounded
+    n_classes: int
+    prototypes_per_class: int
+    latent_dim: int
+    latent_activation: str  # sigmoid (published) squeezes the latent into (0, 1); none leaves it unbounded
 
 
 class BasicBlock(nn.Module):
@@ -189,6 +189,17 @@ class ProtoECGNet1D(nn.Module):
         return {"backbone": asdict(self.backbone_cfg), "prototype": asdict(self.proto_cfg)}
 
 
+def backbone_config(m) -> BackboneConfig:
+    """The backbone that params.yaml's `model` section (a config.ModelParams) describes."""
+    return BackboneConfig(widths=tuple(m.widths), depths=tuple(m.depths), stem_kernel=m.stem_kernel)
+
+
+def prototype_model(m, n_classes: int) -> ProtoECGNet1D:
+    """The prototype model that params.yaml's `model` section describes, for n_classes labels."""
+    return ProtoECGNet1D(backbone_config(m), PrototypeConfig(n_classes, m.prototypes_per_class, m.latent_dim,
+                                                             m.latent_activation))
+
+
 def published_rhythm_branch(n_classes: int = 16) -> ProtoECGNet1D:
     """The published model's size, for comparisons: ResNet-18 widths and depths, 512-d latent, 5
     prototypes per class."""
@@ -201,7 +212,7 @@ def build(kind: str, config: dict) -> nn.Module:
         return LinearHeadNet(backbone, config["n_classes"])
     if kind == "prototype":
         return ProtoECGNet1D(backbone, PrototypeConfig(**config["prototype"]))
-    raise ValueError(f"unknown model kind {kind!r}")
+    raise ValueError(f"unknown model kind {kind!r}; expected 'linear' or 'prototype'")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -9,11 +9,14 @@ import numpy as np
 
 from .config import PrepareParams
 from .files import atomic_dir, read_json, write_json
-from .ptbxl import RecordError, label_matrix, read_metadata, read_signals
+from .errors import RecordError
+from .ptbxl import label_matrix, read_metadata, read_signals
+from .evaluation import evaluable
 from .signal import LeadScaler, highpass
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+MIN_RECORDS = 10  # per split, for training and evaluation: fewer cannot give a meaningful AUROC
 
 
 @dataclass
@@ -64,10 +67,12 @@ def prepare(root: Path, params: PrepareParams, progress: bool = False):
     for name, idx in index.items():
         if len(idx) == 0:
             raise RecordError(f"{root}: no records in the {name} split (prepare.{name}_folds = "
-                             f"{list(fold_of_split[name])}); the folds present are {sorted(set(folds))}")
+                              f"{list(fold_of_split[name])}); the folds present are {sorted(set(folds))}")
     scaler = (LeadScaler.fit(signals[index["train"]]) if params.standardize
               else LeadScaler.identity(signals.shape[1]))
     scaler.transform(signals)
+    if not np.isfinite(signals).all():  # read_record refuses non-finite input; this guards the arithmetic
+        raise RecordError(f"{root}: non-finite values after filtering and scaling; nothing was written")
     ecg_ids = metadata.index.to_numpy().astype(np.int64)
     splits = {name: Split(signals[idx], labels[idx], ecg_ids[idx]) for name, idx in index.items()}
     train_y = splits["train"].labels
@@ -82,6 +87,21 @@ def prepare(root: Path, params: PrepareParams, progress: bool = False):
         "skipped_ecg_ids": skipped,
     }
     return splits, meta
+
+
+def check_trainable(splits: dict, meta: dict) -> None:
+    """Refuse, before any training, splits too small for the stages that follow: each needs
+    MIN_RECORDS records, and validation and test need a code with both a positive and a negative
+    (else early stopping and the test metrics are undefined)."""
+    for name, s in splits.items():
+        folds = meta["folds"][name]
+        if len(s.ecg_ids) < MIN_RECORDS:
+            raise RecordError(f"{len(s.ecg_ids)} records in the {name} split (prepare.{name}_folds = {folds}); "
+                              f"training and evaluation need at least {MIN_RECORDS}: use more data or other folds")
+        if name != "train" and not evaluable(s.labels).any():
+            raise RecordError(f"no code has both a positive and a negative in the {name} split "
+                              f"(prepare.{name}_folds = {folds}), so no AUROC can be computed there; "
+                              "use more data or other folds")
 
 
 def label_counts(splits: dict, meta: dict) -> dict:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .explain import ModelError
+from .errors import ModelError
 
 
 @torch.no_grad()

@@ -12,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import RecordError
+from .paths import inside
+
 # The 16 codes of ProtoECGNet's "1D rhythm" group, in the published order.
 LABELS = ("1AVB", "IVCD", "3AVB", "2AVB", "SR", "AFIB", "STACH", "SARRH",
           "SBRAD", "PACE", "SVARR", "BIGU", "AFLT", "SVTAC", "PSVT", "TRIGU")
@@ -21,19 +24,22 @@ N_SAMPLES = 1000
 WFDB_NAN = -32768  # format-16 sample value WFDB uses for a missing sample
 
 
-class RecordError(ValueError):
-    """A record or metadata file that does not look like PTB-XL; the message names it."""
-
-
 def read_metadata(root: Path) -> pd.DataFrame:
     """ptbxl_database.csv indexed by ecg_id, with `scp_codes` parsed into dicts."""
     path = Path(root) / "ptbxl_database.csv"
     if not path.is_file():
         raise RecordError(f"{path}: not found; expected a PTB-XL tree with ptbxl_database.csv")
-    df = pd.read_csv(path, index_col="ecg_id")
-    missing = {"scp_codes", "strat_fold", "filename_lr", "patient_id"} - set(df.columns)
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise RecordError(f"{path}: not a readable CSV ({type(exc).__name__}: {exc})") from None
+    missing = {"ecg_id", "scp_codes", "strat_fold", "filename_lr", "patient_id"} - set(df.columns)
     if missing:
         raise RecordError(f"{path}: missing columns {sorted(missing)}")
+    df = df.set_index("ecg_id")
+    bad_name = [f for f in df["filename_lr"] if not isinstance(f, str) or not f]
+    if bad_name:
+        raise RecordError(f"{path}: filename_lr {bad_name[0]!r} is not a record path")
     # v1.0.3 removed duplicate ids; keep the first row so both versions read the same way.
     df = df[~df.index.duplicated(keep="first")]
     df["scp_codes"] = [_parse_scp_codes(s, ecg_id, path) for ecg_id, s in df["scp_codes"].items()]
@@ -78,20 +84,26 @@ class Header:
     gain: np.ndarray
     baseline: np.ndarray
     sig_name: tuple
+    file_names: tuple  # the signal file each lead is stored in, as the header names it
 
 
 def read_header(hea: Path) -> Header:
     """Minimal WFDB header parser for single-file records (all PTB-XL needs); ~50x faster than wfdb's."""
     try:
-        lines = [ln for ln in hea.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        lines = [ln for ln in hea.read_text(encoding="ascii").splitlines() if ln.strip() and not ln.startswith("#")]
     except FileNotFoundError:
         raise RecordError(f"{hea}: header file not found") from None
+    except UnicodeDecodeError:
+        raise RecordError(f"{hea}: not a WFDB header (binary, not ASCII text)") from None
+    except OSError as exc:  # a folder named like a header, no permission, ...
+        raise RecordError(f"{hea}: cannot read the header ({exc.strerror or exc})") from None
     try:
         first = lines[0].split()
         n_sig, fs, n_samples = int(first[1]), float(first[2].split("/")[0]), int(first[3])
-        fmts, gains, baselines, names = [], [], [], []
+        fmts, gains, baselines, names, files = [], [], [], [], []
         for ln in lines[1:1 + n_sig]:
             f = ln.split()
+            files.append(f[0])
             fmts.append(f[1].split("x")[0].split(":")[0].split("+")[0])
             gain_field = f[2]
             gains.append(float(gain_field.split("(")[0].split("/")[0]))
@@ -101,7 +113,11 @@ def read_header(hea: Path) -> Header:
         raise RecordError(f"{hea}: unreadable WFDB header ({exc})") from None
     if len(fmts) != n_sig:
         raise RecordError(f"{hea}: header announces {n_sig} signals but describes {len(fmts)}")
-    return Header(n_sig, fs, n_samples, tuple(fmts), np.array(gains), np.array(baselines), tuple(names))
+    gains = np.array(gains)
+    if not (np.isfinite(fs) and fs > 0) or not np.isfinite(gains).all():
+        raise RecordError(f"{hea}: non-finite or non-positive sampling rate {fs} or ADC gain {gains.tolist()}; "
+                          "expected finite positive numbers")
+    return Header(n_sig, fs, n_samples, tuple(fmts), gains, np.array(baselines), tuple(names), tuple(files))
 
 
 def read_record(path_without_ext: Path, fs: int = FS) -> np.ndarray:
@@ -119,11 +135,19 @@ def read_record(path_without_ext: Path, fs: int = FS) -> np.ndarray:
     names = tuple(n.upper() for n in hdr.sig_name)
     if names != LEADS:
         raise RecordError(f"{base}: leads {names}; expected {LEADS}")
-    dat = base.with_suffix(".dat")
+    if len(set(hdr.file_names)) != 1:
+        raise RecordError(f"{base}.hea: leads stored in several files {sorted(set(hdr.file_names))}; "
+                          "expected one signal file (PTB-XL)")
+    # the file the header names, which must lie in the record's own folder
+    if "/" in hdr.file_names[0] or "\\" in hdr.file_names[0]:
+        raise RecordError(f"{base}.hea: signal file {hdr.file_names[0]!r} is not in the record's folder")
+    dat = inside(base.parent, hdr.file_names[0], f"{base}.hea, signal file name")
     try:
         raw = np.fromfile(dat, dtype="<i2")
     except FileNotFoundError:
-        raise RecordError(f"{dat}: signal file not found") from None
+        raise RecordError(f"{dat}: signal file not found (named in {base}.hea)") from None
+    except OSError as exc:
+        raise RecordError(f"{dat}: cannot read the signal file ({exc.strerror or exc})") from None
     if raw.size != n_samples * len(LEADS):
         raise RecordError(f"{dat}: {raw.size * 2} bytes; expected {n_samples * len(LEADS) * 2} "
                           f"(truncated or not a 12-lead {n_samples}-sample record)")
@@ -168,8 +192,9 @@ def read_signals(root: Path, filenames, skip_bad: bool = False, progress: bool =
     kept = np.ones(len(filenames), dtype=bool)
     errors = []
     for i, name in enumerate(tqdm(filenames, desc="read records", disable=not progress, unit="rec")):
+        path = inside(root, name, f"{root / 'ptbxl_database.csv'}, filename_lr")  # never skipped: not a bad record but a bad tree
         try:
-            out[i] = read_record(root / name)
+            out[i] = read_record(path)
         except RecordError as exc:
             if not skip_bad:
                 raise

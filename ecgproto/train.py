@@ -12,11 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .evaluation import macro_auroc
-from .files import atomic_path
 from .config import LossParams, TrainParams
+from .errors import ConfigError, TrainingError
+from .evaluation import macro_auroc
 from .losses import joint_loss, wrong_class_l1
-from .model import build
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +30,8 @@ def seed_everything(seed: int) -> None:
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device = {name!r}, but PyTorch sees no CUDA device here; use auto or cpu")
     return torch.device(name)
 
 
@@ -101,9 +102,12 @@ def fit(model, train, val, settings: TrainParams, loss_fn: Callable, device, see
     for epoch in range(1, settings.max_epochs + 1):
         model.train()
         sums, n = {}, 0
-        for xb, yb in batches(x, y, settings, gen, weights):
+        for batch, (xb, yb) in enumerate(batches(x, y, settings, gen, weights), 1):
             xb, yb = xb.to(device), yb.to(device)
             loss, terms = loss_fn(model, xb, yb)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"non-finite training loss ({float(loss.detach())}) at epoch {epoch}, batch {batch} "
+                                    f"(terms {terms}); nothing was saved. Check the input data and the learning rate")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -175,6 +179,9 @@ def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_
     for step in range(1, steps + 1):
         bce = F.binary_cross_entropy_with_logits(s_tr @ weight.T, y_tr, pos_weight=pos_weight)
         loss = bce + l1 * wrong_class_l1(weight, identity)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"non-finite training loss ({float(loss.detach())}) at step {step} of the last layer; "
+                                "nothing was saved")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -215,25 +222,3 @@ def train_addon_after_projection(model, train, val, source_x, has_source, settin
     finally:
         hook.remove()
         model.untie()
-
-
-def save_checkpoint(path: Path, model, meta: dict, **extra) -> None:
-    """Everything needed to rebuild and use the model, nothing else: kind, architecture, weights, the
-    label set and the preprocessing fitted in `prepare` (filter, scaler)."""
-    state = {"kind": model.kind, "config": model.config(), "state_dict": model.state_dict(),
-             "labels": meta["labels"], "preprocessing": {k: meta[k] for k in ("highpass_hz", "filter_order", "scaler")},
-             **extra}
-    # through a file object: given a path, torch.save names the archive after the (random) temporary
-    # file, so the same model would get different bytes and DVC would rerun what follows it
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(state, f)
-
-
-def load_checkpoint(path: Path, device="cpu"):
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file not found")
-    state = torch.load(path, map_location=device, weights_only=False)
-    model = build(state["kind"], state["config"]).to(device)
-    model.load_state_dict(state["state_dict"])
-    return model, state

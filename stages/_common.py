@@ -8,24 +8,28 @@ from pathlib import Path
 # repository, and the editable install points at the original, whose code may have moved on since.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ecgproto.config import ConfigError, load  # noqa: E402
-from ecgproto.download import DownloadError  # noqa: E402
-from ecgproto.explain import ModelError  # noqa: E402
-from ecgproto.ptbxl import RecordError  # noqa: E402
+from ecgproto.config import load  # noqa: E402
+from ecgproto.errors import EcgprotoError  # noqa: E402
+from ecgproto.files import stop_on_sigterm  # noqa: E402
 
 log = logging.getLogger("ecgproto")
 
 
 def run(name, body):
-    """Call body(params) and log one summary line; a bad input ends the stage with its message."""
+    """Call body(params) and log one summary line; a bad input ends the stage with its message (exit 1),
+    Ctrl-C or SIGTERM with exit 130 after every atomic write has removed its temporary files."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name}: %(message)s", datefmt="%H:%M:%S")
+    stop_on_sigterm()
     start = time.perf_counter()
     try:
         params = load(Path("params.yaml"))
         summary = body(params)
-    except (ConfigError, RecordError, DownloadError, ModelError, FileNotFoundError) as exc:
+    except EcgprotoError as exc:
         log.error("%s", exc)
         sys.exit(1)
+    except KeyboardInterrupt:
+        log.error("interrupted; outputs already written are complete, nothing half-written was kept")
+        sys.exit(130)
     log.info("%s (%.1f s)", summary, time.perf_counter() - start)
 
 
@@ -34,21 +38,6 @@ def device(params):
 
     seed_everything(params.seed)
     return pick_device(params.device)
-
-
-def backbone_config(params):
-    from ecgproto.model import BackboneConfig
-
-    m = params.model
-    return BackboneConfig(widths=m.widths, depths=m.depths, stem_kernel=m.stem_kernel)
-
-
-def prototype_config(params, n_classes):
-    from ecgproto.model import PrototypeConfig
-
-    m = params.model
-    return PrototypeConfig(n_classes=n_classes, prototypes_per_class=m.prototypes_per_class,
-                           latent_dim=m.latent_dim, latent_activation=m.latent_activation)
 
 
 def training_curves(name):

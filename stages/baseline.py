@@ -2,18 +2,19 @@
 from pathlib import Path
 
 import torch
-from _common import backbone_config, device, run, training_curves
+from _common import device, run, training_curves
 
-from ecgproto.model import LinearHeadNet
+from ecgproto.model import LinearHeadNet, backbone_config
 from ecgproto.prepare import load_meta, load_split
-from ecgproto.train import bce_loss, fit, save_checkpoint
+from ecgproto.checkpoint import save_checkpoint
+from ecgproto.train import bce_loss, fit
 
 
 def main(params):
     dev = device(params)
     meta = load_meta("data/prepared")
     train, val = load_split("data/prepared", "train"), load_split("data/prepared", "val")
-    model = LinearHeadNet(backbone_config(params), len(meta["labels"])).to(dev)
+    model = LinearHeadNet(backbone_config(params.model), len(meta["labels"])).to(dev)
     loss_fn = bce_loss(torch.tensor(meta["pos_weight"], device=dev))
     best, epoch = fit(model, train, val, params.train, loss_fn, dev, params.seed, training_curves("baseline"))
     save_checkpoint(Path("models/baseline.pt"), model, meta, best_epoch=epoch)

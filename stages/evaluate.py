@@ -7,7 +7,8 @@ from ecgproto import evaluation
 from ecgproto.files import write_json
 from ecgproto.model import count_macs, count_parameters, published_rhythm_branch
 from ecgproto.prepare import load_meta, load_split
-from ecgproto.train import load_checkpoint, predict
+from ecgproto.checkpoint import load_checkpoint
+from ecgproto.train import predict
 
 MODELS = {"final": "models/final.pt", "projected": "models/projected.pt", "joint": "models/joint.pt",
           "baseline": "models/baseline.pt"}

@@ -8,7 +8,8 @@ from _common import device, run
 
 from ecgproto import ecgplot
 from ecgproto.config import ConfigError
-from ecgproto.explain import choose_cases, explain, interpretability, load_model, to_millivolts, where_it_matches
+from ecgproto.checkpoint import load_checkpoint
+from ecgproto.explain import choose_cases, explain, interpretability, to_millivolts, where_it_matches
 from ecgproto.files import atomic_dir, write_json
 from ecgproto.prepare import load_split
 from ecgproto.projection import latents
@@ -73,13 +74,16 @@ def draw_case(path, model, case, test, train, labels, sources, entries, params, 
 
 def main(params):
     dev = device(params)
-    model, state = load_model(Path("models/final.pt"), dev)
+    model, state = load_checkpoint(Path("models/final.pt"), dev, require_prototypes=True)
     labels, sources, prep = state["labels"], state["prototype_source_ecg_ids"], state["preprocessing"]
     pruned = state.get("prototype_pruned", [False] * len(sources))
     missing = [c for c in params.explain.codes if c not in labels]
     if missing:
         raise ConfigError(f"explain.codes {missing} are not among the model's labels {labels}")
     train, test = load_split("data/prepared", "train"), load_split("data/prepared", "test")
+    if params.explain.purity_neighbours > len(train.ecg_ids):
+        raise ConfigError(f"explain.purity_neighbours = {params.explain.purity_neighbours}: larger than the "
+                          f"{len(train.ecg_ids)} training ECGs; expected at most that many")
     figures = interpretability(model, latents(model, train.signals, dev), train.labels, sources, labels,
                                params.explain.purity_neighbours, pruned)
     explanations = explain(model, test.signals, labels, sources, top=params.explain.top_prototypes, pruned=pruned)

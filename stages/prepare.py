@@ -9,6 +9,7 @@ from ecgproto.files import write_json
 
 def main(params):
     splits, meta = prepare.prepare(Path("data/ptbxl"), params.prepare, progress=True)
+    prepare.check_trainable(splits, meta)  # before anything is written: later stages would fail or mislead
     prepare.save(Path("data/prepared"), splits, meta)
     counts = prepare.label_counts(splits, meta)
     write_json(Path("metrics/data.json"), counts)

@@ -9,7 +9,7 @@ from _common import device, run
 from ecgproto.files import atomic_path
 from ecgproto.prepare import load_meta, load_split
 from ecgproto.projection import latents, project, prune
-from ecgproto.train import load_checkpoint, save_checkpoint
+from ecgproto.checkpoint import load_checkpoint, save_checkpoint
 
 
 def main(params):

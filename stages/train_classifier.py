@@ -9,7 +9,8 @@ from _common import device, run, training_curves
 
 from ecgproto.prepare import load_meta, load_split
 from ecgproto.projection import source_signals
-from ecgproto.train import (freeze_all_but, load_checkpoint, predict, save_checkpoint, train_addon_after_projection,
+from ecgproto.checkpoint import load_checkpoint, save_checkpoint
+from ecgproto.train import (freeze_all_but, predict, train_addon_after_projection,
                             train_last_layer)
 
 

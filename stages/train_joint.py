@@ -5,12 +5,13 @@ import dataclasses
 from pathlib import Path
 
 import torch
-from _common import backbone_config, device, prototype_config, run, training_curves
+from _common import device, run, training_curves
 
-from ecgproto.explain import ModelError
-from ecgproto.model import ProtoECGNet1D
+from ecgproto.model import prototype_model
 from ecgproto.prepare import load_meta, load_split
-from ecgproto.train import fit, freeze_all_but, load_checkpoint, prototype_loss, save_checkpoint
+from ecgproto.checkpoint import load_checkpoint, save_checkpoint
+from ecgproto.errors import ModelError
+from ecgproto.train import fit, freeze_all_but, prototype_loss
 
 
 def baseline_backbone(path: Path, expected, dev):
@@ -26,7 +27,7 @@ def main(params):
     dev = device(params)
     meta = load_meta("data/prepared")
     train, val = load_split("data/prepared", "train"), load_split("data/prepared", "val")
-    model = ProtoECGNet1D(backbone_config(params), prototype_config(params, len(meta["labels"]))).to(dev)
+    model = prototype_model(params.model, len(meta["labels"])).to(dev)
     trained = [model.addon, model.prototypes]
     if params.joint.backbone == "frozen_baseline":
         model.freeze_backbone(baseline_backbone(Path("models/baseline.pt"), model.backbone_cfg, dev))

@@ -3,12 +3,15 @@ from pathlib import Path
 
 import pytest
 
+from ecgproto import config
 from ecgproto.synth import generate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ECGPROTO_SHARED", REPO.parent / "shared"))
 SAMPLE = SHARED / "ptbxl-sample"
 REAL_SUBSET = SHARED / "ptbxl-real-subset"
+
+PARAMS = config.load(REPO / "params.yaml")  # tests vary it with dataclasses.replace, never a second copy
 
 needs_sample = pytest.mark.skipif(not (SAMPLE / "ptbxl_database.csv").is_file(),
                                   reason=f"real PTB-XL sample not found at {SAMPLE}")

@@ -9,6 +9,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 class Faults:
     def __init__(self):
         self.corrupt, self.missing, self.hang = set(), set(), set()
+        self.trickle = set()   # 1 byte per 0.2 s, with an honest Content-Length
+        self.endless = set()   # a body that never ends, without Content-Length
+        self.replace = {}      # path -> bytes served instead of the file
         self.delay = 0.0       # seconds before every answer
         self.requests = []     # paths asked for, in order
 
@@ -33,6 +36,31 @@ class _Handler(SimpleHTTPRequestHandler):
             return
         if rel in self.faults.hang:
             time.sleep(5)
+            return
+        if rel in self.faults.trickle:
+            body = (self.root / rel).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(0.2)
+            return
+        if rel in self.faults.endless:
+            self.send_response(200)
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b"\0" * 65536)
+            except OSError:  # the client hung up
+                return
+        if rel in self.faults.replace:
+            body = self.faults.replace[rel]
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
             return
         if rel in self.faults.corrupt:
             body = bytearray((self.root / rel).read_bytes())

@@ -2,8 +2,9 @@ import hashlib
 
 import pytest
 
-from conftest import REAL_SUBSET
-from ecgproto.config import DataParams
+import dataclasses
+
+from conftest import PARAMS, REAL_SUBSET
 from ecgproto.checksums import read_checksums
 from ecgproto.dataset import materialise
 from ecgproto.ptbxl import RecordError, read_metadata
@@ -21,7 +22,7 @@ def test_folder_source_copies_and_verifies(tmp_path, tiny_tree):
     shutil.copytree(tiny_tree, src)
     _write_sums(src)
     out = tmp_path / "out"
-    summary = materialise(out, DataParams(source="folder", folder=str(src)))
+    summary = materialise(out, dataclasses.replace(PARAMS.data, source="folder", folder=str(src)))
     assert "verified" in summary
     assert len(read_metadata(out)) == 160
     assert (out / "records100/00000/00001_lr.dat").read_bytes() == (src / "records100/00000/00001_lr.dat").read_bytes()
@@ -36,7 +37,7 @@ def test_checksum_mismatch_names_the_file_and_leaves_nothing(tmp_path, tiny_tree
     dat.write_bytes(b"\0\0" + dat.read_bytes()[2:])
     out = tmp_path / "out"
     with pytest.raises(RecordError, match="00005_lr.dat: SHA-256 does not match"):
-        materialise(out, DataParams(source="folder", folder=str(src)))
+        materialise(out, dataclasses.replace(PARAMS.data, source="folder", folder=str(src)))
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["src"]  # no temporary folder left behind
 

@@ -10,11 +10,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, needs_sample
+from conftest import PARAMS, SAMPLE, needs_sample
 from ecgproto.checksums import read_checksums, sha256
-from ecgproto.config import DataParams, PrepareParams
 from ecgproto.dataset import materialise
-from ecgproto.download import DownloadError, download
+from ecgproto.download import DownloadError, Limits, download
 from ecgproto.prepare import prepare
 from ecgproto.ptbxl import RecordError
 from local_physionet import LocalPhysioNet
@@ -44,7 +43,7 @@ def test_full_download_is_verified_and_feeds_prepare_unchanged(server, tiny_tree
     wanted = [f for f in sums if f.startswith("records100/")] + ["ptbxl_database.csv", "scp_statements.csv"]
     assert got["files"] == got["fetched"] == len(wanted) and got["bytes"] > 0
     assert sorted(_all_verified(tmp_path / "dl")) == sorted(wanted)
-    params = PrepareParams()
+    params = PARAMS.prepare
     ours, _ = prepare(tmp_path / "dl", params)
     theirs, _ = prepare(tiny_tree, params)
     for split in ours:
@@ -79,7 +78,7 @@ def test_a_file_corrupted_on_the_server_fails_after_retries_and_is_not_kept(serv
     bad = "records100/00000/00005_lr.dat"
     server.faults.corrupt.add(bad)
     with pytest.raises(DownloadError, match=r"1 of \d+ files failed \(00005_lr.dat: SHA-256 does not match"):
-        download(tmp_path / "dl", server.url, retries=2, backoff=0.01)
+        download(tmp_path / "dl", server.url, limits=Limits(retries=2, backoff=0.01))
     assert server.faults.requests.count(bad) == 3
     assert not (tmp_path / "dl" / bad).exists()
     assert len(_all_verified(tmp_path / "dl")) > 300  # the rest is kept for the next run
@@ -89,7 +88,7 @@ def test_a_missing_file_is_named_and_not_retried(server, tmp_path):
     gone = "records100/00000/00007_lr.hea"
     server.faults.missing.add(gone)
     with pytest.raises(DownloadError, match=r"00007_lr.hea: not found on the server \(HTTP 404"):
-        download(tmp_path / "dl", server.url, retries=3, backoff=0.01)
+        download(tmp_path / "dl", server.url, limits=Limits(retries=3, backoff=0.01))
     assert server.faults.requests.count(gone) == 1
 
 
@@ -98,7 +97,7 @@ def test_a_server_that_stops_answering_gives_a_clear_error(server, tmp_path):
     server.faults.hang.add(stuck)
     start = time.perf_counter()
     with pytest.raises(DownloadError, match="00003_lr.dat: the server stopped answering"):
-        download(tmp_path / "dl", server.url, retries=1, timeout=0.3, backoff=0.01)
+        download(tmp_path / "dl", server.url, limits=Limits(retries=1, timeout=0.3, backoff=0.01))
     assert time.perf_counter() - start < 20
     assert not (tmp_path / "dl" / stuck).exists()
 
@@ -107,7 +106,7 @@ def test_a_server_that_stops_answering_gives_a_clear_error(server, tmp_path):
 def test_the_real_sample_served_locally_feeds_the_data_stage_and_prepare(tmp_path):
     s = LocalPhysioNet(SAMPLE, version="1.0.1")
     try:
-        params = DataParams(source="ptbxl", ptbxl_url=s.base, ptbxl_version="1.0.1",
+        params = replace(PARAMS.data, source="ptbxl", ptbxl_url=s.base, ptbxl_version="1.0.1",
                             download_dir=str(tmp_path / "download"), missing_records="drop")
         summary = materialise(tmp_path / "ptbxl", params)
         with pytest.raises(RecordError, match=r"21827 of 21837 records are not in the tree .*missing_records: drop"):
@@ -115,7 +114,7 @@ def test_the_real_sample_served_locally_feeds_the_data_stage_and_prepare(tmp_pat
     finally:
         s.stop()
     assert "dropped 21827 metadata rows" in summary and not (tmp_path / "ptbxl2").exists()
-    splits, meta = prepare(tmp_path / "ptbxl", PrepareParams())
+    splits, meta = prepare(tmp_path / "ptbxl", PARAMS.prepare)
     assert {k: len(v.ecg_ids) for k, v in splits.items()} == {"train": 7, "val": 2, "test": 1}
     assert meta["labels"][8] == "SBRAD" and splits["train"].labels[:, 8].sum() == 1  # record 2 (fold 2)
 

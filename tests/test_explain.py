@@ -15,7 +15,7 @@ from ecgproto.model import BackboneConfig, LinearHeadNet, ProtoECGNet1D, Prototy
 from ecgproto.projection import prune
 from ecgproto.ptbxl import LABELS, RecordError, write_record
 from ecgproto.signal import LeadScaler
-from ecgproto.train import save_checkpoint
+from ecgproto.checkpoint import save_checkpoint
 
 SMALL = BackboneConfig((8, 16, 16, 16), (1, 1, 1, 1))
 META = {"labels": list(LABELS), "highpass_hz": 0.5, "filter_order": 1, "scaler": LeadScaler.identity(12).to_dict()}

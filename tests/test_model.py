@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from conftest import PARAMS
 from ecgproto.model import (BackboneConfig, LinearHeadNet, ProtoECGNet1D, PrototypeConfig, ResNet1d, build,
-                            count_macs, count_parameters)
+                            count_macs, count_parameters, prototype_model)
 
 TINY = BackboneConfig(widths=(8, 16), depths=(1, 1))
 
@@ -15,15 +16,15 @@ def test_published_resnet18_backbone_size():
 
 
 def test_default_model_is_at_least_4x_cheaper_than_published():
-    published = ProtoECGNet1D(BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)), PrototypeConfig(16, 5, 512))
-    default = ProtoECGNet1D(BackboneConfig(), PrototypeConfig(16, 5, 128))
+    published = ProtoECGNet1D(BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)), PrototypeConfig(16, 5, 512, "sigmoid"))
+    default = prototype_model(PARAMS.model, 16)  # params.yaml's
     assert count_parameters(published) >= 4 * count_parameters(default)
     assert count_macs(published) >= 4 * count_macs(default)
     assert 150e6 < count_macs(published.backbone) < 200e6  # about 175 M for the ResNet-18 (FACTS.md)
 
 
 def test_last_layer_initial_pattern():
-    m = ProtoECGNet1D(TINY, PrototypeConfig(n_classes=3, prototypes_per_class=2, latent_dim=4))
+    m = ProtoECGNet1D(TINY, PrototypeConfig(n_classes=3, prototypes_per_class=2, latent_dim=4, latent_activation="sigmoid"))
     expected = torch.tensor([[1.0, 1, -0.5, -0.5, -0.5, -0.5],
                              [-0.5, -0.5, 1, 1, -0.5, -0.5],
                              [-0.5, -0.5, -0.5, -0.5, 1, 1]])
@@ -61,7 +62,7 @@ def test_frozen_backbone_is_the_source_and_stays_fixed_while_the_rest_trains():
 
 
 def test_checkpoint_config_round_trip():
-    m = ProtoECGNet1D(TINY, PrototypeConfig(3, 2, 4))
+    m = ProtoECGNet1D(TINY, PrototypeConfig(3, 2, 4, "sigmoid"))
     again = build("prototype", m.config())
     assert again.config() == m.config()
     base = LinearHeadNet(TINY, 3)
@@ -71,12 +72,14 @@ def test_checkpoint_config_round_trip():
 
 
 def test_batches_crop_and_never_yield_a_single_record():
-    from ecgproto.config import TrainParams
+    import dataclasses
+
+    from conftest import PARAMS
     from ecgproto.train import batches
 
     x = torch.arange(5 * 12 * 100, dtype=torch.float32).reshape(5, 12, 100)
     y = torch.zeros(5, 3)
-    settings = TrainParams(batch_size=2, crop_samples=64)
+    settings = dataclasses.replace(PARAMS.train, batch_size=2, crop_samples=64)
     out = list(batches(x, y, settings, torch.Generator().manual_seed(0)))
     assert [len(xb) for xb, _ in out] == [2, 2]  # the fifth record is left for a later epoch
     for xb, _ in out:

@@ -14,7 +14,7 @@ import yaml
 from conftest import REPO
 from ecgproto.prepare import load_split
 from ecgproto.projection import latents
-from ecgproto.train import load_checkpoint
+from ecgproto.checkpoint import load_checkpoint
 
 BIN = Path(sys.executable).parent
 TINY = {

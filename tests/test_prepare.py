@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import PARAMS, REPO
 from ecgproto import prepare
-from ecgproto.config import ConfigError, PrepareParams, from_dict, load
+from ecgproto.config import ConfigError, from_dict, load
 from ecgproto.signal import LeadScaler, highpass
 
 
@@ -46,7 +46,7 @@ def test_scaler_fits_per_lead():
 
 
 def test_prepare_splits_scales_on_train_only(tiny_tree):
-    splits, meta = prepare.prepare(tiny_tree, PrepareParams())
+    splits, meta = prepare.prepare(tiny_tree, PARAMS.prepare)
     n = {k: len(s.ecg_ids) for k, s in splits.items()}
     assert sum(n.values()) == 160 and min(n.values()) > 0
     assert not set(splits["train"].ecg_ids) & set(splits["test"].ecg_ids)

@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -6,16 +7,16 @@ import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ecgproto import evaluation
-from ecgproto.config import TrainParams
+from conftest import PARAMS
 from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig
 from ecgproto.prepare import Split
-from ecgproto.explain import ModelError
+from ecgproto.errors import ModelError
 from ecgproto.projection import latents, project, prune, source_signals
 from ecgproto.train import train_addon_after_projection, train_last_layer
 
 
 def test_projection_picks_most_similar_same_class_training_ecg():
-    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=1, latent_dim=2))
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=1, latent_dim=2, latent_activation="sigmoid"))
     with torch.no_grad():
         m.prototypes.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     z = torch.tensor([[1.0, 0.05],   # closest to prototype 0 but class 1
@@ -31,7 +32,7 @@ def test_projection_picks_most_similar_same_class_training_ecg():
 
 
 def test_distinct_sources_gives_each_prototype_its_own_ecg_best_pair_first():
-    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=2, latent_dim=2))
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=2, latent_dim=2, latent_activation="sigmoid"))
     with torch.no_grad():  # prototypes 0 and 1 (class A) both prefer ECG 10; prototype 1 prefers it more
         m.prototypes.copy_(torch.tensor([[1.0, 0.3], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]]))
     z = torch.tensor([[1.0, 0.1], [1.0, 0.6], [0.0, 1.0], [5.0, 0.0]])
@@ -47,7 +48,7 @@ def test_distinct_sources_gives_each_prototype_its_own_ecg_best_pair_first():
 
 
 def test_pruning_removes_duplicates_and_unprojected_prototypes_and_the_classifier_keeps_them_out():
-    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=3, latent_dim=4))
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=3, latent_dim=4, latent_activation="sigmoid"))
     sources = [7, 7, 8, 9, -1, 8]  # 1 repeats 0; 4 has no ECG; 5 repeats 2 (of the other class)
     assert prune(m, sources) == [False, True, False, False, True, True]
     w = m.last_layer.weight.detach().clone()
@@ -71,14 +72,14 @@ def test_addon_retraining_keeps_every_prototype_exactly_its_source_ecg():
     x = rng.standard_normal((24, 12, 200)).astype(np.float32)
     y = (rng.random((24, 2)) < 0.5).astype(np.float32)
     data = Split(x, y, np.arange(24))
-    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(2, 2, 4))
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(2, 2, 4, "sigmoid"))
     rows = project(m, latents(m, x, "cpu"), y, data.ecg_ids, ["A", "B"], distinct_sources=True)
     sources = [r["source_ecg_id"] for r in rows[:3]] + [-1]  # prototype 3: as if its class had no ECG
     active = [s >= 0 for s in sources]
     pruned = prune(m, sources)
     addon, backbone = copy.deepcopy(m.addon.state_dict()), copy.deepcopy(m.backbone.state_dict())
     unprojected = m.prototypes[3].detach().clone()
-    settings = TrainParams(batch_size=8, lr=0.05, max_epochs=3, patience=3, crop_samples=160)
+    settings = dataclasses.replace(PARAMS.train, batch_size=8, lr=0.05, max_epochs=3, patience=3, crop_samples=160)
     train_addon_after_projection(m, data, data, x[np.maximum(sources, 0)], np.array(active), settings,
                                  torch.ones(2), 1e-4, "cpu", 0, active=[not p for p in pruned])
     assert any(not torch.equal(v, addon[k]) for k, v in m.addon.state_dict().items())
@@ -99,13 +100,13 @@ def test_source_signals_are_looked_up_by_ecg_id_and_a_missing_one_names_the_file
 
 
 def test_tying_prototypes_needs_a_frozen_backbone():
-    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(2, 1, 4))
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(2, 1, 4, "sigmoid"))
     with pytest.raises(ValueError, match="frozen backbone"):
         m.tie_to_sources(torch.zeros(2, 12, 100), torch.ones(2, dtype=torch.bool))
 
 
 def test_projection_keeps_a_prototype_whose_class_has_no_training_positive():
-    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(2, 1, 2))
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(2, 1, 2, "sigmoid"))
     before = m.prototypes.detach().clone()
     rows = project(m, torch.randn(3, 2), np.array([[1, 0]] * 3, dtype=np.float32), np.arange(3), ["A", "B"])
     assert rows[1]["source_ecg_id"] == -1

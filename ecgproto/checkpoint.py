@@ -1,0 +1,79 @@
+"""Model files: save everything needed to rebuild and use a model, and load one safely.
+
+A model file from outside is hostile until checked: it is read with torch.load(weights_only=True),
+which unpickles only tensors, numbers, strings, lists, tuples and dicts and never runs code, and its
+contents are validated (kind, architecture, labels, preprocessing, finite weights) before use.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from .errors import ModelError
+from .files import atomic_path
+from .model import build
+from .ptbxl import LABELS
+
+REQUIRED = ("kind", "config", "state_dict", "labels", "preprocessing")
+
+
+def save_checkpoint(path: Path, model, meta: dict, **extra) -> None:
+    """Kind, architecture, weights, the label set and the preprocessing fitted in `prepare` (filter,
+    scaler), plus the stage's extras (plain values only)."""
+    state = {"kind": model.kind, "config": model.config(), "state_dict": model.state_dict(),
+             "labels": meta["labels"], "preprocessing": {k: meta[k] for k in ("highpass_hz", "filter_order", "scaler")},
+             **extra}
+    # through a file object: given a path, torch.save names the archive after the (random) temporary
+    # file, so the same model would get different bytes and DVC would rerun what follows it
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
+
+
+def _check_preprocessing(path, prep) -> None:
+    try:
+        values = [float(prep["highpass_hz"]), float(prep["filter_order"]),
+                  *map(float, prep["scaler"]["mean"]), *map(float, prep["scaler"]["std"])]
+        ok = len(prep["scaler"]["mean"]) == len(prep["scaler"]["std"]) == 12 and min(prep["scaler"]["std"]) > 0
+    except (KeyError, TypeError, ValueError):
+        ok, values = False, []
+    if not ok or not all(math.isfinite(v) for v in values):
+        raise ModelError(f"{path}: preprocessing {prep!r} is not usable; expected highpass_hz, filter_order and a "
+                         "12-lead scaler (finite mean, positive finite std)")
+
+
+def load_checkpoint(path: Path, device="cpu", require_prototypes: bool = False):
+    """(model, checkpoint dict) from an ecgproto model file, checked before use; ModelError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found (train one with `dvc repro`; the final model is "
+                         "models/final.pt)")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # UnpicklingError for a disallowed object, others for a file that is no archive
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelError(f"{path}: refused: not a plain ecgproto model file (it may hold code, which is never "
+                         f"run; {type(exc).__name__}: {first[:200]})") from None
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED):
+        raise ModelError(f"{path}: not an ecgproto model file (expected the keys {list(REQUIRED)})")
+    try:
+        model = build(state["kind"], state["config"]).to(device)
+        model.load_state_dict(state["state_dict"])
+    except Exception as exc:  # wrong shapes, unknown kind, malformed config
+        raise ModelError(f"{path}: the weights do not fit the architecture it describes "
+                         f"({type(exc).__name__}: {str(exc)[:300]})") from None
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ModelError(f"{path}: non-finite (NaN or infinite) weights in {bad[:3]}; the model cannot be used")
+    labels = list(state["labels"])
+    n_out = model.last_layer.out_features if state["kind"] == "prototype" else model.head.out_features
+    unknown = [c for c in labels if c not in LABELS]
+    if unknown or len(labels) != n_out or len(set(labels)) != len(labels):
+        raise ModelError(f"{path}: trained on labels {labels} with {n_out} outputs; expected distinct "
+                         f"PTB-XL rhythm codes from {list(LABELS)}, one per output")
+    _check_preprocessing(path, state["preprocessing"])
+    if require_prototypes and state["kind"] != "prototype":
+        raise ModelError(f"{path}: a {state['kind']!r} model has no prototypes to explain with; "
+                         "use a prototype model such as models/final.pt")
+    return model, state
