@@ -46,13 +46,11 @@ real-subset: $(STAMP)
 # joint stage with the published loss weights and the last layer frozen there, no crops, nearest-ECG
 # projection, no pruning, last layer alone after projection), for comparison; on the real subset its
 # epochs are capped for a CPU.
-PUBLISHED := -S prepare.standardize=false -S 'model.widths=[64,128,256,512]' -S 'model.depths=[2,2,2,2]' \
-	-S model.latent_dim=512 -S model.latent_activation=sigmoid -S joint.train_last_layer=false \
-	-S train.lr=0.0001 -S train.crop_samples=1000 -S joint.backbone=scratch -S joint.lr=0.0001 \
-	-S loss.div=250 -S loss.cnrst=300 -S project.distinct_sources=false -S project.prune=false \
-	-S classifier.retrain=last_layer
+# Its values live in one place, ecgproto/recipes/published.yaml; `ecgproto recipe published` prints
+# them as -S arguments (no spaces; `set -f` turns globbing off so that [64,...] stays literal).
+PUBLISHED = $$(ecgproto recipe published)
 real-subset-published: $(STAMP)
-	. $(BIN)/activate && dvc exp run --temp -n real-subset-published-seed$(SEED) -S data.source=folder \
+	. $(BIN)/activate && set -f && dvc exp run --temp -n real-subset-published-seed$(SEED) -S data.source=folder \
 		-S data.folder=$(REAL_SUBSET) -S 'prepare.test_folds=[9]' -S seed=$(SEED) $(PUBLISHED) \
 		-S train.max_epochs=12 -S train.patience=5 $(ARGS)
 
@@ -62,7 +60,7 @@ ptbxl: $(STAMP)
 	. $(BIN)/activate && dvc exp run -n ptbxl-seed$(SEED) -S data.source=ptbxl -S seed=$(SEED) $(ARGS)
 
 ptbxl-published: $(STAMP)
-	. $(BIN)/activate && dvc exp run -n ptbxl-published-seed$(SEED) -S data.source=ptbxl -S seed=$(SEED) \
+	. $(BIN)/activate && set -f && dvc exp run -n ptbxl-published-seed$(SEED) -S data.source=ptbxl -S seed=$(SEED) \
 		$(PUBLISHED) $(ARGS)
 
 clean:

@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 import torch
 
 from .config import Params
-from .model import ProtoECGNet1D, count_macs, count_parameters, published_rhythm_branch, prototype_model
+from .model import ProtoECGNet1D, count_macs, count_parameters, prototype_model
+from .recipe import published_size_model
 from .ptbxl import LABELS, N_SAMPLES
 
 MODELS = ("default", "published_resnet18")
@@ -29,7 +30,7 @@ def build_model(name: str, params: Params) -> ProtoECGNet1D:
     """'default': params.yaml's model; 'published_resnet18': the published rhythm branch's size."""
     if name == "default":
         return prototype_model(params.model, len(params.prepare.labels))
-    return published_rhythm_branch(len(params.prepare.labels))
+    return published_size_model(params)
 
 
 def file_bytes(model) -> int:

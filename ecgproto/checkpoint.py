@@ -57,9 +57,15 @@ def load_checkpoint(path: Path, device="cpu", require_prototypes: bool = False):
                          f"run; {type(exc).__name__}: {first[:200]})") from None
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED):
         raise ModelError(f"{path}: not an ecgproto model file (expected the keys {list(REQUIRED)})")
+    weights = dict(state["state_dict"])
+    if state["kind"] == "prototype" and "prototype_source" not in weights and "prototypes" in weights:
+        # model files written before the prototype sources and the pruning mask became model state
+        n = len(weights["prototypes"])
+        weights["prototype_source"] = torch.tensor(state.get("prototype_source_ecg_ids", [-1] * n), dtype=torch.long)
+        weights["prototype_pruned"] = torch.tensor(state.get("prototype_pruned", [False] * n), dtype=torch.bool)
     try:
         model = build(state["kind"], state["config"]).to(device)
-        model.load_state_dict(state["state_dict"])
+        model.load_state_dict(weights)
     except Exception as exc:  # wrong shapes, unknown kind, malformed config
         raise ModelError(f"{path}: the weights do not fit the architecture it describes "
                          f"({type(exc).__name__}: {str(exc)[:300]})") from None

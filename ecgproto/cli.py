@@ -122,7 +122,8 @@ def _explain(args) -> str:
 
     from .checkpoint import load_checkpoint
     from .ecgplot import draw_explanation
-    from .explain import explain, preprocess, read_ecg, where_it_matches
+    from .explain import explain, where_it_matches
+    from .inference import preprocess, read_ecg
     from .files import check_writable
 
     if args.plot:
@@ -133,8 +134,7 @@ def _explain(args) -> str:
         print(note, file=sys.stderr)
     x = preprocess(millivolts, state["preprocessing"])
     labels = state["labels"]
-    entries = explain(model, x, labels, state.get("prototype_source_ecg_ids"), top=args.top,
-                      pruned=state.get("prototype_pruned"))[0]
+    entries = explain(model, x, labels, top=args.top)[0]
     if args.plot:
         from .files import atomic_path
 
@@ -179,9 +179,8 @@ def _predict(args) -> str:
     from tqdm import tqdm
 
     from .checkpoint import load_checkpoint
-    from .explain import preprocess, read_ecg
+    from .inference import predict, preprocess, read_ecg
     from .files import atomic_path, check_writable
-    from .train import predict
 
     check_writable(Path(args.out), "--out")
     model, state = load_checkpoint(Path(args.model))
@@ -236,6 +235,12 @@ def _bench_prepare(args) -> str:
     return f"{json.dumps(result, indent=2)}\nwritten to {args.out}"
 
 
+def _recipe(args) -> str:
+    from . import recipe
+
+    return recipe.dvc_args(args.name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecgproto", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -285,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=_positive_int, default=300, help="records timed with the straightforward loop")
     p.add_argument("--out", default="benchmarks/prepare.json", help="result file (default: %(default)s)")
     p.set_defaults(func=_bench_prepare)
+
+    p = sub.add_parser("recipe", help="a named recipe (ecgproto/recipes/NAME.yaml) as dvc exp run -S arguments")
+    p.add_argument("name", help="e.g. published")
+    p.set_defaults(func=_recipe)
 
     p = sub.add_parser("gate", help="fail when a metric dropped more than --max-drop below a git revision's")
     p.add_argument("--file", default="metrics/evaluate.json")

@@ -114,6 +114,10 @@ class ProtoECGNet1D(nn.Module):
         self.prototypes = nn.Parameter(torch.rand(n_protos, d))
         self.register_buffer("prototype_class",
                              torch.arange(proto_cfg.n_classes).repeat_interleave(proto_cfg.prototypes_per_class))
+        # set by projection, and saved with the weights: the ecg_id of each prototype's source training ECG
+        # (-1: none), and the prototypes taken out of the model (pruned: last-layer weights 0)
+        self.register_buffer("prototype_source", torch.full((n_protos,), -1, dtype=torch.long))
+        self.register_buffer("prototype_pruned", torch.zeros(n_protos, dtype=torch.bool))
         self.last_layer = nn.Linear(n_protos, proto_cfg.n_classes, bias=False)
         self.reset_last_layer()
         self.backbone_frozen = False
@@ -139,6 +143,10 @@ class ProtoECGNet1D(nn.Module):
         """+1 from a prototype to its own class, `wrong_class` to every other class (published init)."""
         with torch.no_grad():
             self.last_layer.weight.copy_(wrong_class + (1 - wrong_class) * self.class_identity().T)
+
+    def active(self) -> torch.Tensor:
+        """(P,) 1.0 for a prototype the model uses, 0.0 for a pruned one."""
+        return (~self.prototype_pruned).float()
 
     def class_identity(self) -> torch.Tensor:
         """(P, C) one-hot prototype-class identity."""
@@ -198,12 +206,6 @@ def prototype_model(m, n_classes: int) -> ProtoECGNet1D:
     """The prototype model that params.yaml's `model` section describes, for n_classes labels."""
     return ProtoECGNet1D(backbone_config(m), PrototypeConfig(n_classes, m.prototypes_per_class, m.latent_dim,
                                                              m.latent_activation))
-
-
-def published_rhythm_branch(n_classes: int = 16) -> ProtoECGNet1D:
-    """The published model's size, for comparisons: ResNet-18 widths and depths, 512-d latent, 5
-    prototypes per class."""
-    return ProtoECGNet1D(BackboneConfig((64, 128, 256, 512), (2, 2, 2, 2)), PrototypeConfig(n_classes, 5, 512, "none"))
 
 
 def build(kind: str, config: dict) -> nn.Module:

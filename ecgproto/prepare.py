@@ -12,7 +12,7 @@ from .files import atomic_dir, read_json, write_json
 from .errors import RecordError
 from .ptbxl import label_matrix, read_metadata, read_signals
 from .evaluation import evaluable
-from .signal import LeadScaler, highpass
+from .filters import LeadScaler, highpass
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -24,6 +24,10 @@ class Split:
     signals: np.ndarray  # (N, 12, 1000) float32, filtered and scaled
     labels: np.ndarray   # (N, C) float32 multi-hot
     ecg_ids: np.ndarray  # (N,) int64
+
+    def row_of(self) -> dict:
+        """ecg_id -> row index in this split."""
+        return {int(e): i for i, e in enumerate(self.ecg_ids)}
 
 
 def pos_weights(labels: np.ndarray) -> np.ndarray:

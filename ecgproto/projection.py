@@ -25,14 +25,6 @@ import torch.nn.functional as F
 from .errors import ModelError
 
 
-@torch.no_grad()
-def latents(model, signals, device, batch_size: int = 256) -> torch.Tensor:
-    model.eval()
-    parts = [model.latent(torch.from_numpy(np.array(signals[i:i + batch_size])).to(device)).cpu()
-             for i in range(0, len(signals), batch_size)]
-    return torch.cat(parts)
-
-
 def assign_sources(sims: np.ndarray, candidates: list, distinct: bool) -> list:
     """Source index (into the columns of sims) per prototype, or -1 where it has no candidate.
 
@@ -67,7 +59,8 @@ def assign_sources(sims: np.ndarray, candidates: list, distinct: bool) -> list:
 @torch.no_grad()
 def project(model, z: torch.Tensor, labels: np.ndarray, ecg_ids: np.ndarray, label_names,
             distinct_sources: bool = False) -> list:
-    """Replace model.prototypes in place; returns one row per prototype.
+    """Replace model.prototypes in place and record their sources (model.prototype_source); returns one
+    row per prototype.
 
     A prototype whose class has no training positive cannot be projected: it keeps its learned vector
     and gets source_ecg_id -1 (the table and the metrics say so)."""
@@ -82,6 +75,7 @@ def project(model, z: torch.Tensor, labels: np.ndarray, ecg_ids: np.ndarray, lab
                "similarity_before": None, "similarity_after": None}
         if best >= 0:
             model.prototypes[j] = z[best].to(model.prototypes.device)
+            model.prototype_source[j] = int(ecg_ids[best])
             after = F.cosine_similarity(model.prototypes[j].cpu(), z[best], dim=0)
             row.update(source_ecg_id=int(ecg_ids[best]), similarity_before=round(float(sims[j, best]), 6),
                        similarity_after=round(float(after), 6))
@@ -89,10 +83,11 @@ def project(model, z: torch.Tensor, labels: np.ndarray, ecg_ids: np.ndarray, lab
     return rows
 
 
-def source_signals(source_ecg_ids, split, where: str):
-    """(P, leads, samples) every prototype's source ECG from `split` (zeros where it has none, id -1) and
-    the matching has-source mask. Raises ModelError naming `where` when a source is not in the split."""
-    row = {int(e): i for i, e in enumerate(split.ecg_ids)}
+def source_signals(model, split, where: str) -> np.ndarray:
+    """(P, leads, samples) every prototype's source ECG from `split` (zeros where it has none, id -1).
+    Raises ModelError naming `where` when a source is not in the split."""
+    source_ecg_ids = model.prototype_source.tolist()
+    row = split.row_of()
     missing = [int(e) for e in source_ecg_ids if e >= 0 and int(e) not in row]
     if missing:
         raise ModelError(f"{where}: source ECGs {missing[:5]} are not in the prepared training split; run "
@@ -101,16 +96,17 @@ def source_signals(source_ecg_ids, split, where: str):
     for j, e in enumerate(source_ecg_ids):
         if e >= 0:
             x[j] = split.signals[row[int(e)]]
-    return x, np.array([e >= 0 for e in source_ecg_ids])
+    return x
 
 
 @torch.no_grad()
-def prune(model, sources) -> list:
-    """Zero the last-layer weights of every prototype without a source ECG or whose source ECG already
-    serves a lower-numbered prototype; returns one bool per prototype (True = pruned)."""
+def prune(model) -> list:
+    """Take out every prototype without a source ECG or whose source ECG already serves a lower-numbered
+    prototype: model.prototype_pruned marks it, its last-layer weights become 0. Returns the marks."""
     seen, pruned = set(), []
-    for s in sources:
+    for s in model.prototype_source.tolist():
         pruned.append(s < 0 or s in seen)
         seen.add(s)
-    model.last_layer.weight[:, torch.tensor(pruned)] = 0.0
+    model.prototype_pruned.copy_(torch.tensor(pruned))
+    model.last_layer.weight[:, model.prototype_pruned] = 0.0
     return pruned

@@ -1,38 +1,23 @@
-"""Training loops: the joint stage, the classifier stage, the baseline; shared batching, prediction,
-early stopping and checkpoints. Plain loops, no framework."""
+"""Training loops: the joint stage, the classifier stage, the baseline; shared batching and early
+stopping. Plain loops, no framework."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
-import random
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import LossParams, TrainParams
-from .errors import ConfigError, TrainingError
+from .config import LossParams, Params, TrainParams
+from .errors import TrainingError
 from .evaluation import macro_auroc
+from .inference import predict
 from .losses import joint_loss, wrong_class_l1
 
 log = logging.getLogger(__name__)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device = {name!r}, but PyTorch sees no CUDA device here; use auto or cpu")
-    return torch.device(name)
 
 
 def sample_weights(labels: np.ndarray) -> np.ndarray:
@@ -64,25 +49,6 @@ def batches(x: torch.Tensor, y: torch.Tensor, s: TrainParams, gen: torch.Generat
             window = starts[:, None] + torch.arange(s.crop_samples)[None, :]
             xb = torch.gather(xb, 2, window[:, None, :].expand(-1, xb.shape[1], -1))
         yield xb, y[idx]
-
-
-@torch.no_grad()
-def predict(model, x, device, batch_size: int = 256) -> dict:
-    """Eval-mode outputs over an array: probabilities, logits and (prototype model) similarities."""
-    model.eval()
-    out = {"logits": [], "sims": []}
-    for i in range(0, len(x), batch_size):
-        xb = torch.from_numpy(np.array(x[i:i + batch_size])).to(device)
-        res = model(xb)
-        logits, sims = res if isinstance(res, tuple) else (res, None)
-        out["logits"].append(logits.cpu())
-        if sims is not None:
-            out["sims"].append(sims.cpu())
-    result = {"logits": torch.cat(out["logits"]).numpy()}
-    if out["sims"]:
-        result["sims"] = torch.cat(out["sims"]).numpy()
-    result["probs"] = 1 / (1 + np.exp(-result["logits"]))
-    return result
 
 
 def fit(model, train, val, settings: TrainParams, loss_fn: Callable, device, seed: int,
@@ -151,24 +117,21 @@ def freeze_all_but(model, *modules) -> None:
 
 
 @torch.no_grad()
-def zero_pruned_weights(model, active, device) -> torch.Tensor:
-    """Set to 0 the last-layer weights of every prototype not active (pruned); returns the (P,) 0/1 mask
-    (all ones when active is None)."""
-    mask = torch.ones(len(model.prototypes), device=device) if active is None else \
-        torch.as_tensor(active, dtype=torch.float32, device=device)
+def zero_pruned_weights(model) -> torch.Tensor:
+    """Set to 0 the last-layer weights of every pruned prototype; returns the (P,) 0/1 mask of the others."""
+    mask = model.active()
     model.last_layer.weight.mul_(mask)
     return mask
 
 
-def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_weight, l1: float,
-                     lr: float, steps: int, device, on_step: Callable = lambda step, values: None,
-                     eval_every: int = 10, active=None) -> float:
-    """The classifier stage: the backbone and prototypes are frozen, so the similarities are fixed
-    features and the last layer is a convex problem (BCE + l1 x wrong-class L1). Solved full batch with
-    Adam; keeps the step with the best validation macro-AUROC. Returns that AUROC.
-
-    active: one bool per prototype; the weights of the others are set to 0 and stay 0 (pruned)."""
-    mask = zero_pruned_weights(model, active, device)  # no gradient reaches a masked weight: it stays 0
+def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_weight, params: Params, device,
+                     on_step: Callable = lambda step, values: None, eval_every: int = 10) -> float:
+    """The classifier stage with classifier.retrain = last_layer: the backbone and prototypes are frozen,
+    so the similarities are fixed features and the last layer is a convex problem (BCE + loss.l1 x
+    wrong-class L1). Solved full batch with Adam (classifier.lr, classifier.steps); keeps the step with
+    the best validation macro-AUROC. Returns that AUROC. Pruned prototypes keep weight 0."""
+    l1, lr, steps = params.loss.l1, params.classifier.lr, params.classifier.steps
+    mask = zero_pruned_weights(model)  # no gradient reaches a masked weight: it stays 0
     s_tr = torch.as_tensor(train_sims, device=device) * mask
     y_tr = torch.as_tensor(train_labels, device=device)
     s_va = torch.as_tensor(val_sims, device=device) * mask
@@ -196,18 +159,18 @@ def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_
     return best[0]
 
 
-def train_addon_after_projection(model, train, val, source_x, has_source, settings: TrainParams, pos_weight,
-                                 l1: float, device, seed: int, on_epoch: Callable = lambda epoch, values: None,
-                                 active=None):
+def train_addon_after_projection(model, train, val, source_x, pos_weight, params: Params, device,
+                                 on_epoch: Callable = lambda epoch, values: None):
     """The classifier stage with classifier.retrain = addon: the add-on and the last layer train on BCE +
-    l1 x wrong-class L1, with every projected prototype tied to its source ECG (source_x, one row per
-    prototype; has_source False where it has none), so that it stays exactly that ECG's latent. The
-    backbone is fixed. Batches, crops and early stopping as in `fit`. Returns (best AUROC, epoch).
-
-    active: one bool per prototype; the last-layer weights of the others are 0 and stay 0 (pruned)."""
-    mask = zero_pruned_weights(model, active, device)
+    loss.l1 x wrong-class L1, with every projected prototype tied to its source ECG (source_x, one row
+    per prototype), so that it stays exactly that ECG's latent. The backbone is fixed. Batches, crops and
+    early stopping as in `fit`, at classifier.addon_lr. Returns (best AUROC, epoch). Pruned prototypes
+    keep weight 0."""
+    l1 = params.loss.l1
+    settings = dataclasses.replace(params.train, lr=params.classifier.addon_lr)
+    mask = zero_pruned_weights(model)
     model.freeze_backbone()
-    model.tie_to_sources(torch.as_tensor(np.asarray(source_x), device=device), torch.as_tensor(has_source))
+    model.tie_to_sources(torch.as_tensor(np.asarray(source_x), device=device), model.prototype_source >= 0)
     freeze_all_but(model, model.addon, model.last_layer.weight)
     weight = model.last_layer.weight
     hook = weight.register_hook(lambda grad: grad * mask)  # a pruned weight gets no gradient: it stays 0
@@ -218,7 +181,7 @@ def train_addon_after_projection(model, train, val, source_x, has_source, settin
         return bce + l1 * wrong_class_l1(model.last_layer.weight, identity), {"bce": float(bce.detach())}
 
     try:
-        return fit(model, train, val, settings, loss_fn, device, seed, on_epoch)
+        return fit(model, train, val, settings, loss_fn, device, params.seed, on_epoch)
     finally:
         hook.remove()
         model.untie()

@@ -33,8 +33,8 @@ def run(name, body):
     log.info("%s (%.1f s)", summary, time.perf_counter() - start)
 
 
-def device(params):
-    from ecgproto.train import pick_device, seed_everything
+def seeded_device(params):
+    from ecgproto.runtime import pick_device, seed_everything
 
     seed_everything(params.seed)
     return pick_device(params.device)

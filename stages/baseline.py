@@ -2,7 +2,7 @@
 from pathlib import Path
 
 import torch
-from _common import device, run, training_curves
+from _common import run, seeded_device, training_curves
 
 from ecgproto.model import LinearHeadNet, backbone_config
 from ecgproto.prepare import load_meta, load_split
@@ -11,7 +11,7 @@ from ecgproto.train import bce_loss, fit
 
 
 def main(params):
-    dev = device(params)
+    dev = seeded_device(params)
     meta = load_meta("data/prepared")
     train, val = load_split("data/prepared", "train"), load_split("data/prepared", "val")
     model = LinearHeadNet(backbone_config(params.model), len(meta["labels"])).to(dev)

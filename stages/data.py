@@ -3,6 +3,6 @@ from pathlib import Path
 
 from _common import run
 
-from ecgproto.dataset import materialise
+from ecgproto.datatree import materialise
 
 run("data", lambda params: materialise(Path("data/ptbxl"), params.data, progress=True))

@@ -1,21 +1,22 @@
 """DVC stage `evaluate`: test-fold metrics for the final, joint and baseline models, ROC plot data."""
 from pathlib import Path
 
-from _common import device, run
+from _common import run, seeded_device
 
 from ecgproto import evaluation
 from ecgproto.files import write_json
-from ecgproto.model import count_macs, count_parameters, published_rhythm_branch
+from ecgproto.model import count_macs, count_parameters
+from ecgproto.recipe import published_size_model
 from ecgproto.prepare import load_meta, load_split
 from ecgproto.checkpoint import load_checkpoint
-from ecgproto.train import predict
+from ecgproto.inference import predict
 
 MODELS = {"final": "models/final.pt", "projected": "models/projected.pt", "joint": "models/joint.pt",
           "baseline": "models/baseline.pt"}
 
 
 def main(params):
-    dev = device(params)
+    dev = seeded_device(params)
     meta = load_meta("data/prepared")
     test = load_split("data/prepared", "test")
     labels = meta["labels"]
@@ -36,7 +37,7 @@ def main(params):
         write_json(Path(f"plots/roc/{name}.json"), evaluation.roc_points(test.labels, probs, labels, name))
         sizes[name] = {"parameters": count_parameters(model.cpu()), "macs_per_ecg": count_macs(model.cpu()),
                        "file_bytes": Path(path).stat().st_size}
-    published = published_rhythm_branch(len(labels))
+    published = published_size_model(params)
     sizes["published_resnet18"] = {"parameters": count_parameters(published), "macs_per_ecg": count_macs(published)}
     for key in ("parameters", "macs_per_ecg"):
         sizes[f"published_over_final_{key}"] = round(sizes["published_resnet18"][key] / sizes["final"][key], 2)

@@ -5,7 +5,7 @@ import dataclasses
 from pathlib import Path
 
 import torch
-from _common import device, run, training_curves
+from _common import run, seeded_device, training_curves
 
 from ecgproto.model import prototype_model
 from ecgproto.prepare import load_meta, load_split
@@ -24,7 +24,7 @@ def baseline_backbone(path: Path, expected, dev):
 
 
 def main(params):
-    dev = device(params)
+    dev = seeded_device(params)
     meta = load_meta("data/prepared")
     train, val = load_split("data/prepared", "train"), load_split("data/prepared", "val")
     model = prototype_model(params.model, len(meta["labels"])).to(dev)

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import PARAMS, SAMPLE, needs_sample
 from ecgproto.checksums import read_checksums, sha256
-from ecgproto.dataset import materialise
+from ecgproto.datatree import materialise
 from ecgproto.download import DownloadError, Limits, download
 from ecgproto.prepare import prepare
 from ecgproto.ptbxl import RecordError

@@ -10,11 +10,13 @@ import torch
 
 from conftest import SAMPLE, needs_sample
 from ecgproto.cli import main
-from ecgproto.explain import choose_cases, explain, interpretability, read_ecg, where_it_matches
+from ecgproto.explain import choose_cases, explain, where_it_matches
+from ecgproto.inference import read_ecg
+from ecgproto.interpretability import interpretability
 from ecgproto.model import BackboneConfig, LinearHeadNet, ProtoECGNet1D, PrototypeConfig
 from ecgproto.projection import prune
 from ecgproto.ptbxl import LABELS, RecordError, write_record
-from ecgproto.signal import LeadScaler
+from ecgproto.filters import LeadScaler
 from ecgproto.checkpoint import save_checkpoint
 
 SMALL = BackboneConfig((8, 16, 16, 16), (1, 1, 1, 1))
@@ -34,7 +36,8 @@ def model_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "final.pt"
     model = small_model()
     n = model.prototypes.shape[0]
-    save_checkpoint(path, model, META, prototype_source_ecg_ids=list(range(1000, 1000 + n)))
+    model.prototype_source.copy_(torch.arange(1000, 1000 + n))
+    save_checkpoint(path, model, META)
     return path
 
 
@@ -61,10 +64,10 @@ def test_contributions_sum_to_the_logit_for_every_label():
 def test_pruned_prototypes_are_never_listed_and_the_rest_still_sum_to_the_logit():
     model = small_model()
     n = model.prototypes.shape[0]
-    sources = [1000 + j // 2 for j in range(n)]  # every second prototype repeats the one before
-    pruned = prune(model, sources)
+    model.prototype_source.copy_(1000 + torch.arange(n) // 2)  # every second prototype repeats the one before
+    pruned = prune(model)
     x = np.random.default_rng(1).standard_normal((2, 12, 1000)).astype(np.float32)
-    for entries in explain(model, x, list(LABELS), sources, top=None, pruned=pruned):
+    for entries in explain(model, x, list(LABELS), top=None):
         for e in entries:
             listed = [p["index"] for p in e["prototypes"]]
             assert len(listed) == n - sum(pruned) and not any(pruned[j] for j in listed)
@@ -95,11 +98,13 @@ def test_interpretability_figures_on_a_hand_built_case():
         model.prototypes.copy_(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]))
     z = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
     y = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
-    figures = interpretability(model, z, y, sources=[10, 10, 12, -1], labels=["A", "B"], k=2)
+    model.prototype_source.copy_(torch.tensor([10, 10, 12, -1]))
+    figures = interpretability(model, z, y, labels=["A", "B"], k=2)
     assert figures["projected"] == 3 and figures["distinct_source_ecgs"] == 2
     assert figures["prototypes_sharing_a_source_ecg"] == 1
     assert figures["class_purity_top2_by_class"] == {"A": 1.0, "B": 1.0}
-    no_b = interpretability(model, z, y * [1, 0], sources=[10, 10, -1, -1], labels=["A", "B"], k=2)
+    model.prototype_source.copy_(torch.tensor([10, 10, -1, -1]))
+    no_b = interpretability(model, z, y * [1, 0], labels=["A", "B"], k=2)
     assert no_b["class_purity_top2_by_class"] == {"A": 1.0, "B": None} and no_b["class_purity_top2"] == 1.0
     cos = np.array([[1, 1, 0, 0.6], [1, 1, 0, 0.6], [0, 0, 1, 0.8], [0.6, 0.6, 0.8, 1]])
     assert figures["mean_pairwise_cosine"] == pytest.approx(cos[~np.eye(4, dtype=bool)].mean(), abs=1e-4)
@@ -183,7 +188,7 @@ def test_bad_inputs_give_clear_errors(model_file, tmp_path, capsys):
 def test_a_model_of_another_kind_or_label_set_is_refused(tmp_path, capsys):
     record = _write(tmp_path / "rec", np.zeros((12, 1000)))
     other = tmp_path / "other.pt"
-    save_checkpoint(other, small_model(), {**META, "labels": ["NORM", *LABELS[1:]]}, prototype_source_ecg_ids=[])
+    save_checkpoint(other, small_model(), {**META, "labels": ["NORM", *LABELS[1:]]})
     assert main(["explain", str(record), "--model", str(other)]) == 1
     assert "trained on labels ['NORM'" in capsys.readouterr().err
     baseline = tmp_path / "baseline.pt"
@@ -199,6 +204,6 @@ def test_a_model_of_another_kind_or_label_set_is_refused(tmp_path, capsys):
 def test_the_same_model_saves_to_the_same_bytes(tmp_path):
     """DVC skips what follows an unchanged output only if equal models give equal files."""
     model = small_model()
-    save_checkpoint(tmp_path / "a.pt", model, META, prototype_source_ecg_ids=[])
-    save_checkpoint(tmp_path / "b.pt", model, META, prototype_source_ecg_ids=[])
+    save_checkpoint(tmp_path / "a.pt", model, META)
+    save_checkpoint(tmp_path / "b.pt", model, META)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()

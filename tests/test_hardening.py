@@ -22,7 +22,7 @@ from ecgproto import config
 from ecgproto.checkpoint import load_checkpoint, save_checkpoint
 from ecgproto.checksums import sha256, write_checksums
 from ecgproto.cli import main as cli
-from ecgproto.dataset import copy_tree, materialise
+from ecgproto.datatree import copy_tree, materialise
 from ecgproto.download import DownloadError, Limits, download
 from ecgproto.errors import ConfigError, ModelError, RecordError, TrainingError
 from ecgproto.files import atomic_dir, sweep_stale
@@ -30,7 +30,8 @@ from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig
 from ecgproto.paths import inside, walk_files
 from ecgproto.prepare import Split, check_trainable, prepare
 from ecgproto.ptbxl import LABELS, read_metadata, read_record, write_record
-from ecgproto.train import fit, pick_device
+from ecgproto.runtime import pick_device
+from ecgproto.train import fit
 from local_physionet import LocalPhysioNet
 
 MARKER = Path(os.environ.get("TMPDIR", "/tmp")) / f"ecgproto-payload-ran-{os.getpid()}"

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import REPO
 from ecgproto.prepare import load_split
-from ecgproto.projection import latents
+from ecgproto.inference import latents
 from ecgproto.checkpoint import load_checkpoint
 
 BIN = Path(sys.executable).parent
@@ -65,23 +65,24 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     rows = (workspace / "models/projection.csv").read_text().splitlines()
     assert rows[0] == "prototype,class,source_ecg_id,similarity_before,similarity_after,pruned" and len(rows) == 33
     # joint.backbone: frozen_baseline: the prototype model's backbone is the baseline's, bit for bit
-    joint = torch.load(workspace / "models/joint.pt", weights_only=False)["state_dict"]
-    baseline = torch.load(workspace / "models/baseline.pt", weights_only=False)["state_dict"]
+    joint = torch.load(workspace / "models/joint.pt", weights_only=True)["state_dict"]
+    baseline = torch.load(workspace / "models/baseline.pt", weights_only=True)["state_dict"]
     backbone = [k for k in baseline if k.startswith("backbone.")]
     assert backbone and all(torch.equal(joint[k], baseline[k]) for k in backbone)
     # pruned prototypes (params.yaml: project.prune) have no weight in the final model
-    final = torch.load(workspace / "models/final.pt", weights_only=False)
-    pruned = torch.tensor(final["prototype_pruned"])
+    final = torch.load(workspace / "models/final.pt", weights_only=True)
+    pruned = final["state_dict"]["prototype_pruned"]
     assert not final["state_dict"]["last_layer.weight"][:, pruned].any()
     # classifier.retrain: addon moved the add-on, yet every projected prototype is its source ECG's latent
     model, _ = load_checkpoint(workspace / "models/final.pt")
     train = load_split(workspace / "data/prepared", "train")
     row = {int(e): i for i, e in enumerate(train.ecg_ids)}
-    sourced = [j for j, e in enumerate(final["prototype_source_ecg_ids"]) if e >= 0]
-    rows = [row[final["prototype_source_ecg_ids"][j]] for j in sourced]
+    sources = final["state_dict"]["prototype_source"].tolist()
+    sourced = [j for j, e in enumerate(sources) if e >= 0]
+    rows = [row[sources[j]] for j in sourced]
     assert final["classifier_retrain"] == "addon"
     torch.testing.assert_close(model.prototypes[sourced].detach(), latents(model, train.signals[rows], "cpu"))
-    projected = torch.load(workspace / "models/projected.pt", weights_only=False)["state_dict"]
+    projected = torch.load(workspace / "models/projected.pt", weights_only=True)["state_dict"]
     assert not torch.equal(projected["addon.0.weight"], final["state_dict"]["addon.0.weight"])
     gallery = sorted(p.stem for p in (workspace / "reports/explain/gallery").glob("*.png"))
     assert gallery == sorted(per_label["test_positives"])

@@ -10,7 +10,7 @@ import yaml
 from conftest import PARAMS, REPO
 from ecgproto import prepare
 from ecgproto.config import ConfigError, from_dict, load
-from ecgproto.signal import LeadScaler, highpass
+from ecgproto.filters import LeadScaler, highpass
 
 
 def test_pos_weights_are_neg_over_pos_and_finite_without_positives():

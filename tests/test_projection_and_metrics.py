@@ -11,7 +11,8 @@ from conftest import PARAMS
 from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig
 from ecgproto.prepare import Split
 from ecgproto.errors import ModelError
-from ecgproto.projection import latents, project, prune, source_signals
+from ecgproto.inference import latents
+from ecgproto.projection import project, prune, source_signals
 from ecgproto.train import train_addon_after_projection, train_last_layer
 
 
@@ -49,16 +50,17 @@ def test_distinct_sources_gives_each_prototype_its_own_ecg_best_pair_first():
 
 def test_pruning_removes_duplicates_and_unprojected_prototypes_and_the_classifier_keeps_them_out():
     m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=3, latent_dim=4, latent_activation="sigmoid"))
-    sources = [7, 7, 8, 9, -1, 8]  # 1 repeats 0; 4 has no ECG; 5 repeats 2 (of the other class)
-    assert prune(m, sources) == [False, True, False, False, True, True]
+    m.prototype_source.copy_(torch.tensor([7, 7, 8, 9, -1, 8]))  # 1 repeats 0; 4 has no ECG; 5 repeats 2
+    assert prune(m) == [False, True, False, False, True, True]
+    assert m.prototype_pruned.tolist() == [False, True, False, False, True, True]
     w = m.last_layer.weight.detach().clone()
     assert not w[:, [1, 4, 5]].any() and w[:, [0, 2, 3]].abs().min() > 0
     rng = np.random.default_rng(0)
     sims = rng.uniform(-1, 1, (40, 6)).astype(np.float32)
     y = (sims[:, [0, 3]] > 0).astype(np.float32)
     m.last_layer.weight.requires_grad_(True)
-    train_last_layer(m, sims, y, sims, y, torch.ones(2), 1e-4, 0.05, 30, "cpu",
-                     active=[True, False, True, True, False, False])
+    params = dataclasses.replace(PARAMS, classifier=dataclasses.replace(PARAMS.classifier, lr=0.05, steps=30))
+    train_last_layer(m, sims, y, sims, y, torch.ones(2), params, "cpu")
     w2 = m.last_layer.weight.detach()
     assert not w2[:, [1, 4, 5]].any()
     assert not torch.equal(w2[:, [0, 2, 3]], w[:, [0, 2, 3]])  # the others did train
@@ -75,13 +77,14 @@ def test_addon_retraining_keeps_every_prototype_exactly_its_source_ecg():
     m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(2, 2, 4, "sigmoid"))
     rows = project(m, latents(m, x, "cpu"), y, data.ecg_ids, ["A", "B"], distinct_sources=True)
     sources = [r["source_ecg_id"] for r in rows[:3]] + [-1]  # prototype 3: as if its class had no ECG
-    active = [s >= 0 for s in sources]
-    pruned = prune(m, sources)
+    m.prototype_source[3] = -1
+    prune(m)
     addon, backbone = copy.deepcopy(m.addon.state_dict()), copy.deepcopy(m.backbone.state_dict())
     unprojected = m.prototypes[3].detach().clone()
-    settings = dataclasses.replace(PARAMS.train, batch_size=8, lr=0.05, max_epochs=3, patience=3, crop_samples=160)
-    train_addon_after_projection(m, data, data, x[np.maximum(sources, 0)], np.array(active), settings,
-                                 torch.ones(2), 1e-4, "cpu", 0, active=[not p for p in pruned])
+    params = dataclasses.replace(
+        PARAMS, seed=0, train=dataclasses.replace(PARAMS.train, batch_size=8, max_epochs=3, patience=3, crop_samples=160),
+        classifier=dataclasses.replace(PARAMS.classifier, addon_lr=0.05))
+    train_addon_after_projection(m, data, data, source_signals(m, data, "test"), torch.ones(2), params, "cpu")
     assert any(not torch.equal(v, addon[k]) for k, v in m.addon.state_dict().items())
     assert all(torch.equal(v, backbone[k]) for k, v in m.backbone.state_dict().items())
     torch.testing.assert_close(m.prototypes[:3].detach(), latents(m, x[sources[:3]], "cpu"))
@@ -92,11 +95,13 @@ def test_addon_retraining_keeps_every_prototype_exactly_its_source_ecg():
 def test_source_signals_are_looked_up_by_ecg_id_and_a_missing_one_names_the_file():
     split = Split(np.arange(4, dtype=np.float32).reshape(4, 1, 1) * np.ones((1, 2, 3), np.float32),
                   np.zeros((4, 2), np.float32), np.array([10, 20, 30, 40]))
-    x, has = source_signals([30, -1, 10], split, "models/projected.pt")
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(3, 1, 2, "none"))
+    m.prototype_source.copy_(torch.tensor([30, -1, 10]))
+    x = source_signals(m, split, "models/projected.pt")
     assert x.shape == (3, 2, 3) and x[0].min() == 2 and not x[1].any() and x[2].max() == 0
-    assert has.tolist() == [True, False, True]
+    m.prototype_source.copy_(torch.tensor([10, 50, -1]))
     with pytest.raises(ModelError, match=r"models/projected.pt: source ECGs \[50\]"):
-        source_signals([10, 50], split, "models/projected.pt")
+        source_signals(m, split, "models/projected.pt")
 
 
 def test_tying_prototypes_needs_a_frozen_backbone():

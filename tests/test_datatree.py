@@ -6,7 +6,7 @@ import dataclasses
 
 from conftest import PARAMS, REAL_SUBSET
 from ecgproto.checksums import read_checksums
-from ecgproto.dataset import materialise
+from ecgproto.datatree import materialise
 from ecgproto.ptbxl import RecordError, read_metadata
 
 
