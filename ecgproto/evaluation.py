@@ -10,6 +10,10 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_curve
 
+# the pipeline's four models, in the order the metrics and the report list them
+MODEL_FILES = {"final": "models/final.pt", "projected": "models/projected.pt", "joint": "models/joint.pt",
+               "baseline": "models/baseline.pt"}
+
 
 def evaluable(y: np.ndarray) -> np.ndarray:
     """Boolean mask of the label columns that have both a positive and a negative."""

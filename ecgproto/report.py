@@ -11,7 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-MODELS = ("final", "projected", "joint", "baseline")
+from .evaluation import MODEL_FILES  # noqa: E402
+
+MODELS = tuple(MODEL_FILES)
 MODEL_NAMES = {"final": "prototype model, final (after projection + classifier stage)",
                "projected": "prototype model, right after projection",
                "joint": "prototype model, after the joint stage",
@@ -113,7 +115,7 @@ def data_banner(source: str, folder: str, data: dict, evaluation: dict) -> str:
     if source == "synthetic":
         return ("> **SYNTHETIC DATA.** Every number in this report was measured on ecgproto's simulated "
                 f"PTB-XL ({total:,} generated ECGs), not on real patients. It shows that the pipeline works "
-                "end to end; it says nothing about accuracy on real ECGs (see README, \"Real ECGs\").")
+                "end to end; it says nothing about accuracy on real ECGs (see docs/experiments.md).")
     line = f"> **REAL ECGs** read from `{folder}` ({total:,} records)."
     if evaluation["evaluated_on"].startswith("validation"):
         line += (f" Evaluated on the {evaluation['evaluated_on']}, which also chose the early-stopping "

@@ -4,15 +4,13 @@ from pathlib import Path
 from _common import run, seeded_device
 
 from ecgproto import evaluation
-from ecgproto.files import write_json
-from ecgproto.model import count_macs, count_parameters
-from ecgproto.recipe import published_size_model
-from ecgproto.prepare import load_meta, load_split
 from ecgproto.checkpoint import load_checkpoint
+from ecgproto.evaluation import MODEL_FILES
+from ecgproto.files import write_json
 from ecgproto.inference import predict
-
-MODELS = {"final": "models/final.pt", "projected": "models/projected.pt", "joint": "models/joint.pt",
-          "baseline": "models/baseline.pt"}
+from ecgproto.model import count_macs, count_parameters
+from ecgproto.prepare import load_meta, load_split
+from ecgproto.recipe import published_size_model
 
 
 def main(params):
@@ -29,7 +27,7 @@ def main(params):
                 "labels_excluded": " ".join(c for c, ok in zip(labels, evaluable) if not ok)}
     per_label = {"test_positives": {c: int(n) for c, n in zip(labels, test.labels.sum(0))}}
     sizes = {}
-    for name, path in MODELS.items():
+    for name, path in MODEL_FILES.items():
         model, _ = load_checkpoint(Path(path), dev)
         probs = predict(model, test.signals, dev)["probs"]
         headline[name], per_label[name] = evaluation.summarise(
@@ -44,7 +42,7 @@ def main(params):
     write_json(Path("metrics/evaluate.json"), headline)
     write_json(Path("metrics/per_label.json"), per_label)
     write_json(Path("metrics/model_size.json"), sizes)
-    return ", ".join(f"{n} macro-AUROC {headline[n]['macro_auroc']:.4f}" for n in MODELS)
+    return ", ".join(f"{n} macro-AUROC {headline[n]['macro_auroc']:.4f}" for n in MODEL_FILES)
 
 
 run("evaluate", main)

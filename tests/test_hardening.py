@@ -423,3 +423,16 @@ def test_ctrl_c_stops_a_download_within_seconds_and_keeps_verified_files(tiny_tr
         server.stop()
     assert not list(out.rglob(".*.part"))
     assert len(list(out.rglob("*.dat"))) >= 5
+
+
+def test_an_older_model_file_with_sources_as_extras_still_loads(tmp_path):
+    """Model files from before the prototype sources and pruning mask became model state."""
+    model = _small_model()
+    n = len(model.prototypes)
+    weights = {k: v for k, v in model.state_dict().items() if k not in ("prototype_source", "prototype_pruned")}
+    torch.save({"kind": "prototype", "config": model.config(), "state_dict": weights, "labels": list(LABELS),
+                "preprocessing": META, "prototype_source_ecg_ids": list(range(n)),
+                "prototype_pruned": [j % 2 == 1 for j in range(n)]}, tmp_path / "old.pt")
+    loaded, _ = load_checkpoint(tmp_path / "old.pt")
+    assert loaded.prototype_source.tolist() == list(range(n))
+    assert loaded.prototype_pruned.tolist() == [j % 2 == 1 for j in range(n)]
