@@ -157,6 +157,7 @@ class ClassifierParams:
     # last_layer: the last layer alone, on fixed similarities (lr, steps). addon: the add-on and the last
     # layer, prototypes tied to their source ECGs, batches and early stopping as in train.*.
     retrain: str
+    reset_wrong_class: bool  # true: wrong-class last-layer weights start the stage at 0 (then L1 keeps them small)
     lr: float
     steps: int
     addon_lr: float

@@ -49,3 +49,22 @@ def interpretability(model, z_train: torch.Tensor, y_train: np.ndarray, labels, 
         "mean_similarity_nearest_wrong_class_prototype": round(float(wrong.mean()), 4),
         "mean_similarity_nearest_own_class_prototype": round(float(right.mean()), 4),
     }
+
+
+def evidence_shares(sims: np.ndarray, weight: np.ndarray, prototype_class: np.ndarray, active: np.ndarray,
+                    near_zero: float = 0.05) -> dict:
+    """How much of each logit its own class's prototypes carry ("this looks like that").
+
+    sims (N, P) similarities of N ECGs; weight (C, P) the last layer. own_class_share: per ECG and label,
+    |contributions of the label's own prototypes| / |all contributions|, averaged; wrong-class weights
+    near zero: the share of wrong-class connections of the prototypes in use with |w| < near_zero."""
+    own = prototype_class[None, :] == np.arange(weight.shape[0])[:, None]  # (C, P)
+    w = np.where(active[None, :], weight, 0.0)
+    contributions = np.abs(sims[:, None, :] * w[None])  # (N, C, P)
+    total = contributions.sum(axis=-1)
+    share = np.divide((contributions * own[None]).sum(axis=-1), total, out=np.ones_like(total), where=total > 0)
+    wrong = ~own & active[None, :]
+    return {"own_class_share_of_evidence": round(float(share.mean()), 4),
+            "own_class_share_min_by_label": round(float(share.mean(axis=0).min()), 4),
+            f"wrong_class_weights_below_{near_zero}": round(float((np.abs(weight[wrong]) < near_zero).mean()), 4),
+            "mean_wrong_class_weight": round(float(weight[wrong].mean()), 4)}

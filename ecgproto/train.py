@@ -117,10 +117,14 @@ def freeze_all_but(model, *modules) -> None:
 
 
 @torch.no_grad()
-def zero_pruned_weights(model) -> torch.Tensor:
-    """Set to 0 the last-layer weights of every pruned prototype; returns the (P,) 0/1 mask of the others."""
+def start_classifier_stage(model, params: Params) -> torch.Tensor:
+    """Set to 0 the last-layer weights of every pruned prototype (and, with classifier.reset_wrong_class,
+    every wrong-class weight, so that L1 grows only the connections the data needs); returns the (P,)
+    0/1 mask of the prototypes in use."""
     mask = model.active()
     model.last_layer.weight.mul_(mask)
+    if params.classifier.reset_wrong_class:
+        model.last_layer.weight.mul_(model.class_identity().T)
     return mask
 
 
@@ -131,7 +135,7 @@ def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_
     wrong-class L1). Solved full batch with Adam (classifier.lr, classifier.steps); keeps the step with
     the best validation macro-AUROC. Returns that AUROC. Pruned prototypes keep weight 0."""
     l1, lr, steps = params.loss.l1, params.classifier.lr, params.classifier.steps
-    mask = zero_pruned_weights(model)  # no gradient reaches a masked weight: it stays 0
+    mask = start_classifier_stage(model, params)  # no gradient reaches a masked weight: it stays 0
     s_tr = torch.as_tensor(train_sims, device=device) * mask
     y_tr = torch.as_tensor(train_labels, device=device)
     s_va = torch.as_tensor(val_sims, device=device) * mask
@@ -168,7 +172,7 @@ def train_addon_after_projection(model, train, val, source_x, pos_weight, params
     keep weight 0."""
     l1 = params.loss.l1
     settings = dataclasses.replace(params.train, lr=params.classifier.addon_lr)
-    mask = zero_pruned_weights(model)
+    mask = start_classifier_stage(model, params)
     model.freeze_backbone()
     model.tie_to_sources(torch.as_tensor(np.asarray(source_x), device=device), model.prototype_source >= 0)
     freeze_all_but(model, model.addon, model.last_layer.weight)

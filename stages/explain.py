@@ -10,8 +10,8 @@ from ecgproto.config import ConfigError
 from ecgproto.checkpoint import load_checkpoint
 from ecgproto.explain import choose_cases, explain
 from ecgproto.gallery import codes_of, draw_case, draw_gallery
-from ecgproto.inference import latents
-from ecgproto.interpretability import interpretability
+from ecgproto.inference import latents, predict
+from ecgproto.interpretability import evidence_shares, interpretability
 from ecgproto.files import atomic_dir, write_json
 from ecgproto.prepare import load_split
 
@@ -33,6 +33,8 @@ def main(params):
     figures = interpretability(model, latents(model, train.signals, dev), train.labels, labels,
                                params.explain.purity_neighbours)
     explanations = explain(model, test.signals, labels, top=params.explain.top_prototypes)
+    figures.update(evidence_shares(predict(model, test.signals, dev)["sims"], model.last_layer.weight.detach().cpu().numpy(),
+                                   model.prototype_class.cpu().numpy(), ~model.prototype_pruned.cpu().numpy()))
     probs = np.array([[e["probability"] for e in entries] for entries in explanations])
     cases = choose_cases(test.labels, probs, labels, params.explain.codes, params.explain.threshold)
     with atomic_dir(OUT) as tmp:

@@ -207,3 +207,17 @@ def test_the_same_model_saves_to_the_same_bytes(tmp_path):
     save_checkpoint(tmp_path / "a.pt", model, META)
     save_checkpoint(tmp_path / "b.pt", model, META)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+def test_evidence_shares_on_a_hand_built_last_layer():
+    from ecgproto.interpretability import evidence_shares
+
+    classes = np.array([0, 0, 1, 1])
+    sims = np.array([[1.0, 0.5, 0.5, 1.0]])
+    weight = np.array([[1.0, 1.0, -1.0, 0.0],   # class 0: own |1| + |0.5|, wrong |-0.5| + 0 -> 1.5 / 2.0
+                       [0.0, 0.01, 2.0, 1.0]])  # class 1: own 1 + 1, wrong 0.005 -> 2 / 2.005
+    shares = evidence_shares(sims, weight, classes, np.array([True, True, True, True]))
+    assert shares["own_class_share_of_evidence"] == pytest.approx((0.75 + 2 / 2.005) / 2, abs=1e-4)
+    assert shares["wrong_class_weights_below_0.05"] == 0.75  # 0.0, 0.0, 0.01 of (-1, 0, 0, 0.01)
+    pruned_out = evidence_shares(sims, weight, classes, np.array([True, True, False, True]))
+    assert pruned_out["own_class_share_of_evidence"] > shares["own_class_share_of_evidence"]
