@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from . import calibration
 from .errors import ModelError
 from .files import atomic_path
 from .model import build
@@ -79,6 +80,8 @@ def load_checkpoint(path: Path, device="cpu", require_prototypes: bool = False):
         raise ModelError(f"{path}: trained on labels {labels} with {n_out} outputs; expected distinct "
                          f"PTB-XL rhythm codes from {list(LABELS)}, one per output")
     _check_preprocessing(path, state["preprocessing"])
+    if state.get("calibration") is not None:
+        calibration.check(state["calibration"], n_out, str(path))
     if require_prototypes and state["kind"] != "prototype":
         raise ModelError(f"{path}: a {state['kind']!r} model has no prototypes to explain with; "
                          "use a prototype model such as models/final.pt")

@@ -90,13 +90,6 @@ def _number(value: str, low: float, high: float, what: str) -> float:
     return number
 
 
-def _probability(value: str) -> float:
-    number = _number(value, 0.0, 1.0, "a probability strictly between 0 and 1")
-    if number in (0.0, 1.0):
-        raise argparse.ArgumentTypeError(f"{value!r}: expected a probability strictly between 0 and 1")
-    return number
-
-
 def _fraction(value: str) -> float:
     return _number(value, 0.0, 1.0, "a number from 0 to 1")
 
@@ -117,14 +110,16 @@ def _top(value: str):
 
 
 def _explain(args) -> str:
-    """One record: every label's probability and, for the predicted ones, the prototypes behind it."""
+    """One record: first whether it can be read, then every label's calibrated probability and threshold,
+    and both sides of the logit of the called labels and of the closest labels not called."""
     import json
 
+    from . import readout
     from .checkpoint import load_checkpoint
-    from .ecgplot import draw_explanation
     from .explain import explain, where_it_matches
-    from .inference import preprocess, read_ecg
     from .files import check_writable
+    from .inference import predict, preprocess, read_ecg
+    from .quality import best_similarity, verdict
 
     if args.plot:
         check_writable(Path(args.plot), "--plot")
@@ -133,26 +128,25 @@ def _explain(args) -> str:
     if note:
         print(note, file=sys.stderr)
     x = preprocess(millivolts, state["preprocessing"])
-    labels = state["labels"]
-    entries = explain(model, x, labels, top=args.top)[0]
+    labels, calibration = state["labels"], state.get("calibration")
+    entries = explain(model, x, labels, calibration, top=args.top,
+                      duplicate_cosine=state.get("explain", {}).get("duplicate_cosine", 1.0))[0]
+    best = best_similarity(predict(model, x, "cpu")["sims"], model.active().bool().numpy())[0]
+    checked = verdict(millivolts, float(best), state.get("guard"), state.get("familiarity"))
+    record = Path(args.record).with_suffix("").name if Path(args.record).suffix in (".hea", ".dat") else Path(args.record).name
     if args.plot:
+        from .ecgplot import draw_explanation
         from .files import atomic_path
 
-        top = len(entries[0]["prototypes"]) if args.top is None else args.top
+        title = f"record {record}" + ("" if checked["reliable"] is not False else
+                                      " - NO RELIABLE RHYTHM CALL: " + "; ".join(checked["reasons"]))
         with atomic_path(Path(args.plot)) as tmp:
-            draw_explanation(tmp, millivolts, str(args.record), entries, where_it_matches(model, x)[0],
-                             args.threshold, len(labels), min(top, 5))
+            draw_explanation(tmp, millivolts, title, entries, where_it_matches(model, x)[0], len(labels),
+                             min(args.top or 5, 5))
     if args.json:
-        return json.dumps(entries, indent=2, allow_nan=False)
-    lines = [f"{'label':<6} {'probability':>11}"]
-    for e in sorted(entries, key=lambda e: -e["probability"]):
-        lines.append(f"{e['label']:<6} {e['probability']:>11.4f}")
-        if e["probability"] >= args.threshold:
-            for p in e["prototypes"]:
-                lines.append(f"    prototype {p['index']:>3} ({p['class']:<5}) similarity {p['similarity']:+.3f} "
-                             f"x weight {p['weight']:+.3f} = {p['contribution']:+.3f}   "
-                             f"source ecg_id {p['source_ecg_id']}")
-    return "\n".join(lines)
+        return json.dumps(readout.as_dict(record, entries, checked, calibration is not None), indent=2,
+                          allow_nan=False)
+    return readout.as_text(record, entries, checked, calibration is not None)
 
 
 def _records_in(paths) -> list:
@@ -172,18 +166,23 @@ def _records_in(paths) -> list:
 
 
 def _predict(args) -> str:
-    """Probabilities for many records, written atomically to one CSV (a record per row)."""
+    """Calibrated probabilities, called labels and the guard's verdict for many records, written
+    atomically to one CSV (a record per row)."""
     import numpy as np
     import pandas as pd
     import torch
     from tqdm import tqdm
 
+    from .calibration import apply, thresholds
     from .checkpoint import load_checkpoint
-    from .inference import predict, preprocess, read_ecg
     from .files import atomic_path, check_writable
+    from .inference import predict, preprocess, read_ecg
+    from .quality import best_similarity, verdict
 
     check_writable(Path(args.out), "--out")
     model, state = load_checkpoint(Path(args.model))
+    labels, calibration = state["labels"], state.get("calibration")
+    cuts = thresholds(calibration, len(labels))
     records = _records_in(args.records)
     rows = []
     with tqdm(total=len(records), desc="predict", unit="rec", disable=not sys.stderr.isatty()) as bar:
@@ -194,12 +193,20 @@ def _predict(args) -> str:
                 if note:
                     print(note, file=sys.stderr)
             millivolts = np.stack([signal for signal, _ in read])
-            probs = predict(model, preprocess(millivolts, state["preprocessing"]), torch.device("cpu"))["probs"]
-            rows += [[str(r), *p] for r, p in zip(chunk, probs.round(6))]
+            out = predict(model, preprocess(millivolts, state["preprocessing"]), torch.device("cpu"))
+            probs = apply(out["logits"], calibration)
+            best = (best_similarity(out["sims"], model.active().bool().numpy()) if "sims" in out
+                    else np.full(len(chunk), np.nan))
+            for r, mv, b, p in zip(chunk, millivolts, best, probs):
+                v = verdict(mv, float(b), state.get("guard"), state.get("familiarity"))
+                called = " ".join(c for c, q, t in zip(labels, p, cuts) if q >= t) if v["reliable"] is not False else ""
+                rows.append([str(r), v["reliable"], "; ".join(v["reasons"]), called, *p.round(6)])
             bar.update(len(chunk))
     with atomic_path(Path(args.out)) as tmp:
-        pd.DataFrame(rows, columns=["record", *state["labels"]]).to_csv(tmp, index=False)
-    return f"wrote probabilities of {len(state['labels'])} labels for {len(rows)} records to {args.out}"
+        pd.DataFrame(rows, columns=["record", "reliable", "reason", "called", *labels]).to_csv(tmp, index=False)
+    refused = sum(r[1] is False for r in rows)
+    return (f"wrote calibrated probabilities of {len(labels)} labels for {len(rows)} records to {args.out}; "
+            f"{refused} without a reliable rhythm call")
 
 
 def _download(args) -> str:
@@ -266,8 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="explain one ECG: probabilities and the prototypes behind them")
     p.add_argument("record", help="WFDB record path without extension (100 Hz; 500 Hz is resampled)")
     p.add_argument("--model", default="models/final.pt", help="prototype model file (default: %(default)s)")
-    p.add_argument("--top", type=_top, default=3, help="prototypes per label, or 'all' (default: %(default)s)")
-    p.add_argument("--threshold", type=_probability, default=0.5, help="probability at which a label is predicted")
+    p.add_argument("--top", type=_top, default=3, help="prototypes per side (for, against) per label, or 'all' (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON: a list of labels with their prototypes")
     p.add_argument("--plot", help="also draw the explanation into this PNG file")
     p.set_defaults(func=_explain)

@@ -157,17 +157,35 @@ class ClassifierParams:
     # last_layer: the last layer alone, on fixed similarities (lr, steps). addon: the add-on and the last
     # layer, prototypes tied to their source ECGs, batches and early stopping as in train.*.
     retrain: str
-    reset_wrong_class: bool  # true: wrong-class last-layer weights start the stage at 0 (then L1 keeps them small)
+    wrong_class: str  # keep | sparse | zero: the wrong-class last-layer weights (see train.start_classifier_stage)
     lr: float
     steps: int
     addon_lr: float
 
     def validate(self):
         _choice("classifier.retrain", self.retrain, ("last_layer", "addon"))
+        _choice("classifier.wrong_class", self.wrong_class, ("keep", "sparse", "zero"))
         _at_least("classifier.steps", self.steps, 1)
         for key in ("lr", "addon_lr"):
             if not 0 < getattr(self, key) < 10:
                 raise ConfigError(f"classifier.{key} = {getattr(self, key)}: expected 0 < {key} < 10")
+
+
+@dataclass(frozen=True)
+class GuardParams:
+    """When the model refuses to call a rhythm (ecgproto/quality.py); stored in the final model file."""
+    flat_mv: float  # a lead whose wander-free signal spans less than this is flat (or off)
+    clip_share: float  # a lead with more than this share of samples at its extreme value is clipped
+    noise_ratio: float  # high-frequency (> 35 Hz) over in-band signal power, above which noise swamps the QRS
+    familiarity_percentile: float  # below this percentile of the training ECGs' best similarity: unfamiliar
+
+    def validate(self):
+        _positive("guard.flat_mv", self.flat_mv)
+        for key in ("clip_share", "noise_ratio"):
+            if not 0 < getattr(self, key) < 1:
+                raise ConfigError(f"guard.{key} = {getattr(self, key)}: expected a number between 0 and 1")
+        if not 0 <= self.familiarity_percentile < 50:
+            raise ConfigError(f"guard.familiarity_percentile = {self.familiarity_percentile}: expected 0 <= value < 50")
 
 
 @dataclass(frozen=True)
@@ -185,7 +203,7 @@ class ExplainParams:
     codes: tuple
     top_prototypes: int
     max_labels: int
-    threshold: float
+    duplicate_cosine: float  # prototypes more alike than this are shown once, with the number they stand for
     purity_neighbours: int
 
     def validate(self):
@@ -195,8 +213,8 @@ class ExplainParams:
         _at_least("explain.top_prototypes", self.top_prototypes, 1)
         _at_least("explain.max_labels", self.max_labels, 1)
         _at_least("explain.purity_neighbours", self.purity_neighbours, 1)
-        if not 0 < self.threshold < 1:
-            raise ConfigError(f"explain.threshold = {self.threshold}: expected a probability between 0 and 1")
+        if not 0 < self.duplicate_cosine <= 1:
+            raise ConfigError(f"explain.duplicate_cosine = {self.duplicate_cosine}: expected 0 < value <= 1")
 
 
 @dataclass(frozen=True)
@@ -211,6 +229,7 @@ class Params:
     joint: JointParams
     project: ProjectParams
     classifier: ClassifierParams
+    guard: GuardParams
     evaluate: EvaluateParams
     explain: ExplainParams
 

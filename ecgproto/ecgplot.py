@@ -102,35 +102,39 @@ def save(fig, path) -> None:
     plt.close(fig)
 
 
-def draw_explanation(path, millivolts, title, entries, local, threshold: float, max_labels: int, top: int,
-                     source=None) -> None:
-    """One explained ECG: the 12-lead record (highlighted where its leading prototype matches), then
-    per explained label its top prototypes, each with where it matches in this ECG (left) and, when
-    `source(prototype_index)` returns (lead II millivolts, its codes, its highlight), in its source
-    training ECG (right). entries: explain() output for this ECG; local: (P, T) where_it_matches."""
-    predicted = sorted((e for e in entries if e["probability"] >= threshold), key=lambda e: -e["probability"])
-    shown = predicted[:max_labels] or [max(entries, key=lambda e: e["probability"])]
-    said = ", ".join(f"{e['label']} {e['probability']:.2f}" for e in predicted) or "no label above threshold"
+def draw_explanation(path, millivolts, title, entries, local, max_labels: int, top: int, source=None) -> None:
+    """One explained ECG: the 12-lead record (highlighted where its leading prototype matches), then per
+    explained label its strongest evidence for and against (a strip each: where the prototype matches in
+    this ECG, left, and, when `source(prototype_index)` returns (lead II millivolts, its codes, its
+    highlight), in its source training ECG, right), with the rest of the logit in the title.
+    entries: explain() output for this ECG; local: (P, T) where_it_matches."""
+    called = sorted((e for e in entries if e["called"]), key=lambda e: -e["probability"])
+    shown = called[:max_labels] or [max(entries, key=lambda e: e["probability"] - e["threshold"])]
+    said = (", ".join(f"{e['label']} {e['probability']:.2f} (threshold {e['threshold']:.2f})" for e in called)
+            or "no label passed its threshold")
+    picked = [(e, p) for e in shown for p in e["evidence_for"][:top] + e["evidence_against"][:max(1, top // 2)]]
     columns = 2 if source else 1
-    fig, grid = figure_for(1, rows_strip=len(shown) * top, strip_columns=columns)
-    draw_12lead(fig.add_subplot(grid[0, :]), millivolts, f"{title}. Predicted: {said}",
-                local[shown[0]["prototypes"][0]["index"]])
+    fig, grid = figure_for(1, rows_strip=max(len(picked), 1), strip_columns=columns)
+    lead = shown[0]["evidence_for"] or shown[0]["prototypes"]
+    draw_12lead(fig.add_subplot(grid[0, :]), millivolts, f"{title}. Called: {said}",
+                local[lead[0]["index"]] if lead else None)
     row = 1
-    for entry in shown:
-        for proto in entry["prototypes"][:top]:
-            j = proto["index"]
-            draw_strip(fig.add_subplot(grid[row, 0]), millivolts[LEADS.index("II")],
-                       f"{entry['label']} p={entry['probability']:.2f}: prototype {j} ({proto['class']}) "
-                       f"sim {proto['similarity']:.2f} x weight {proto['weight']:+.2f} = {proto['contribution']:+.2f}",
-                       local[j])
-            if source:
-                ax = fig.add_subplot(grid[row, 1])
-                found = source(j) if proto["source_ecg_id"] >= 0 else None
-                if found is None:
-                    ax.axis("off")
-                    ax.text(0.5, 0.5, "source ECG not available", ha="center", transform=ax.transAxes)
-                else:
-                    trace, codes, highlight = found
-                    draw_strip(ax, trace, f"its source: training ECG {proto['source_ecg_id']} ({codes})", highlight)
-            row += 1
+    for entry, proto in picked:
+        j = proto["index"]
+        side = "for" if proto["contribution"] > 0 else "AGAINST"
+        copies = f" (x{proto['stands_for']} near-copies)" if proto.get("stands_for", 1) > 1 else ""
+        draw_strip(fig.add_subplot(grid[row, 0]), millivolts[LEADS.index("II")],
+                   f"{entry['label']} logit {entry['logit']:+.2f} (rest {entry['rest']:+.2f}); {side}: prototype {j} "
+                   f"({proto['class']}){copies} sim {proto['similarity']:.2f} x weight {proto['weight']:+.2f} = "
+                   f"{proto['contribution']:+.2f}", local[j])
+        if source:
+            ax = fig.add_subplot(grid[row, 1])
+            found = source(j) if proto["source_ecg_id"] >= 0 else None
+            if found is None:
+                ax.axis("off")
+                ax.text(0.5, 0.5, "source ECG not available", ha="center", transform=ax.transAxes)
+            else:
+                trace, codes, highlight = found
+                draw_strip(ax, trace, f"its source: training ECG {proto['source_ecg_id']} ({codes})", highlight)
+        row += 1
     save(fig, path)

@@ -59,5 +59,5 @@ def draw_case(path, model, case, test, train, labels, entries, settings, prep):
     title = (f"test ECG {int(test.ecg_ids[i])}, {case['outcome']} for {case['code']}. "
              f"True: {codes_of(test.labels[i], labels)}")
     draw_explanation(path, to_millivolts(test.signals[i], prep), title, entries,
-                             where_it_matches(model, test.signals[i:i + 1])[0], settings.threshold,
-                             settings.max_labels, settings.top_prototypes, source)
+                     where_it_matches(model, test.signals[i:i + 1])[0], settings.max_labels, settings.top_prototypes,
+                     source)

@@ -68,3 +68,38 @@ def evidence_shares(sims: np.ndarray, weight: np.ndarray, prototype_class: np.nd
             "own_class_share_min_by_label": round(float(share.mean(axis=0).min()), 4),
             f"wrong_class_weights_below_{near_zero}": round(float((np.abs(weight[wrong]) < near_zero).mean()), 4),
             "mean_wrong_class_weight": round(float(weight[wrong].mean()), 4)}
+
+
+@torch.no_grad()
+def deletion_check(model, x: np.ndarray, seed: int, fraction: float = 0.25) -> dict:
+    """Is the "where it matches" highlight faithful? For each ECG, its leading prototype (largest positive
+    contribution to its highest logit): blank (set to 0, the training mean after scaling) the window of
+    `fraction` of the ECG that the highlight marks most, and a random window of the same length, and
+    compare how much the prototype's similarity drops. A faithful highlight drops it more."""
+    from .explain import where_it_matches
+    from .inference import predict
+
+    x = np.asarray(x, dtype=np.float32)
+    out = predict(model, x, model.prototypes.device)
+    weight = model.last_layer.weight.detach().cpu().numpy() * model.active().cpu().numpy()[None]
+    top_label = out["logits"].argmax(axis=1)
+    leading = (out["sims"] * weight[top_label]).argmax(axis=1)  # (N,)
+    n_samples = x.shape[-1]
+    width = int(round(fraction * n_samples))
+    rng = np.random.default_rng(seed)
+    highlighted, random = x.copy(), x.copy()
+    for n in range(len(x)):
+        local = where_it_matches(model, x[n:n + 1])[0, leading[n]]
+        start = int(np.argmax(np.convolve(local, np.ones(width), mode="valid")))
+        highlighted[n, :, start:start + width] = 0
+        other = int(rng.integers(0, n_samples - width + 1))
+        random[n, :, other:other + width] = 0
+    rows = np.arange(len(x))
+    base = out["sims"][rows, leading]
+    drop_highlighted = base - predict(model, highlighted, model.prototypes.device)["sims"][rows, leading]
+    drop_random = base - predict(model, random, model.prototypes.device)["sims"][rows, leading]
+    return {"deletion_ecgs": int(len(x)),
+            "deletion_similarity_drop_highlighted_quarter": round(float(drop_highlighted.mean()), 4),
+            "deletion_similarity_drop_random_quarter": round(float(drop_random.mean()), 4),
+            "deletion_ratio_highlighted_over_random": round(float(drop_highlighted.mean() / drop_random.mean()), 3)
+            if drop_random.mean() > 0 else None}

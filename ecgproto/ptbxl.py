@@ -18,6 +18,17 @@ from .paths import inside
 # The 16 codes of ProtoECGNet's "1D rhythm" group, in the published order.
 LABELS = ("1AVB", "IVCD", "3AVB", "2AVB", "SR", "AFIB", "STACH", "SARRH",
           "SBRAD", "PACE", "SVARR", "BIGU", "AFLT", "SVTAC", "PSVT", "TRIGU")
+# scp_statements.csv's description of each of the 16 codes (PTB-XL v1.0.3)
+CODE_NAMES = {
+    "1AVB": "first degree AV block", "IVCD": "non-specific intraventricular conduction disturbance (block)",
+    "3AVB": "third degree AV block", "2AVB": "second degree AV block", "SR": "sinus rhythm",
+    "AFIB": "atrial fibrillation", "STACH": "sinus tachycardia", "SARRH": "sinus arrhythmia",
+    "SBRAD": "sinus bradycardia", "PACE": "normal functioning artificial pacemaker",
+    "SVARR": "supraventricular arrhythmia", "BIGU": "bigeminal pattern (unknown origin, SV or Ventricular)",
+    "AFLT": "atrial flutter", "SVTAC": "supraventricular tachycardia",
+    "PSVT": "paroxysmal supraventricular tachycardia",
+    "TRIGU": "trigeminal pattern (unknown origin, SV or Ventricular)",
+}
 LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
 FS = 100
 N_SAMPLES = 1000

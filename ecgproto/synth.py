@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .checksums import write_checksums
+from .ptbxl import CODE_NAMES as DESCRIPTIONS
 from .ptbxl import FS, LABELS, N_SAMPLES, write_record
 
 T = np.arange(N_SAMPLES) / FS
@@ -31,16 +32,6 @@ SINUS = ("SR", "STACH", "SARRH", "SBRAD")
 # Rhythms whose underlying pacemaker is the sinus node also carry SR, as in PTB-XL (SR+BIGU is common).
 CARRIES_SR = ("SVARR", "BIGU", "TRIGU")
 
-DESCRIPTIONS = {
-    "1AVB": "first degree AV block", "IVCD": "non-specific intraventricular conduction disturbance (block)",
-    "3AVB": "third degree AV block", "2AVB": "second degree AV block", "SR": "sinus rhythm",
-    "AFIB": "atrial fibrillation", "STACH": "sinus tachycardia", "SARRH": "sinus arrhythmia",
-    "SBRAD": "sinus bradycardia", "PACE": "normal functioning artificial pacemaker",
-    "SVARR": "supraventricular arrhythmia", "BIGU": "bigeminal pattern (unknown origin, SV or Ventricular)",
-    "AFLT": "atrial flutter", "SVTAC": "supraventricular tachycardia",
-    "PSVT": "paroxysmal supraventricular tachycardia",
-    "TRIGU": "trigeminal pattern (unknown origin, SV or Ventricular)",
-}
 CONDUCTION = ("1AVB", "IVCD", "2AVB", "3AVB")
 DATABASE_COLUMNS = [
     "ecg_id", "patient_id", "age", "sex", "height", "weight", "nurse", "site", "device", "recording_date",

@@ -118,13 +118,17 @@ def freeze_all_but(model, *modules) -> None:
 
 @torch.no_grad()
 def start_classifier_stage(model, params: Params) -> torch.Tensor:
-    """Set to 0 the last-layer weights of every pruned prototype (and, with classifier.reset_wrong_class,
-    every wrong-class weight, so that L1 grows only the connections the data needs); returns the (P,)
-    0/1 mask of the prototypes in use."""
-    mask = model.active()
-    model.last_layer.weight.mul_(mask)
-    if params.classifier.reset_wrong_class:
+    """Prepare the last layer per classifier.wrong_class and return the (C, P) 0/1 mask of the weights
+    that may train (the others are 0 and stay 0): a pruned prototype's weights never train; keep: the
+    wrong-class weights start where the joint stage left them; sparse: they start at 0 and L1 grows
+    only those the data needs; zero: they are 0 and stay 0, so a class's logit rests on its own
+    prototypes alone."""
+    mask = model.active()[None, :].expand_as(model.last_layer.weight).clone()
+    if params.classifier.wrong_class == "zero":
+        mask *= model.class_identity().T
+    if params.classifier.wrong_class in ("sparse", "zero"):
         model.last_layer.weight.mul_(model.class_identity().T)
+    model.last_layer.weight.mul_(mask)
     return mask
 
 
@@ -135,11 +139,12 @@ def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_
     wrong-class L1). Solved full batch with Adam (classifier.lr, classifier.steps); keeps the step with
     the best validation macro-AUROC. Returns that AUROC. Pruned prototypes keep weight 0."""
     l1, lr, steps = params.loss.l1, params.classifier.lr, params.classifier.steps
-    mask = start_classifier_stage(model, params)  # no gradient reaches a masked weight: it stays 0
-    s_tr = torch.as_tensor(train_sims, device=device) * mask
+    mask = start_classifier_stage(model, params)
+    s_tr = torch.as_tensor(train_sims, device=device)
     y_tr = torch.as_tensor(train_labels, device=device)
-    s_va = torch.as_tensor(val_sims, device=device) * mask
+    s_va = torch.as_tensor(val_sims, device=device)
     weight = model.last_layer.weight
+    hook = weight.register_hook(lambda grad: grad * mask)  # a masked weight gets no gradient: it stays 0
     identity = model.class_identity()
     opt = torch.optim.Adam([weight], lr=lr)
     best = (macro_auroc(val_labels, (s_va @ weight.T).detach().cpu().numpy()), weight.detach().clone())
@@ -158,6 +163,7 @@ def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_
             on_step(step, {"train_loss": float(loss.detach()), "train_bce": float(bce.detach()), "val_macro_auroc": val})
             if val > best[0]:
                 best = (val, weight.detach().clone())
+    hook.remove()
     with torch.no_grad():
         weight.copy_(best[1])
     return best[0]
@@ -177,7 +183,7 @@ def train_addon_after_projection(model, train, val, source_x, pos_weight, params
     model.tie_to_sources(torch.as_tensor(np.asarray(source_x), device=device), model.prototype_source >= 0)
     freeze_all_but(model, model.addon, model.last_layer.weight)
     weight = model.last_layer.weight
-    hook = weight.register_hook(lambda grad: grad * mask)  # a pruned weight gets no gradient: it stays 0
+    hook = weight.register_hook(lambda grad: grad * mask)  # a masked weight gets no gradient: it stays 0
     identity = model.class_identity()
 
     def loss_fn(model, xb, yb):

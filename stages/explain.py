@@ -1,6 +1,7 @@
 """DVC stage `explain`: prototype gallery, case-based explanations of chosen test ECGs, and the
 interpretability figures (metrics/interpretability.json)."""
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,26 @@ from ecgproto.checkpoint import load_checkpoint
 from ecgproto.explain import choose_cases, explain
 from ecgproto.gallery import codes_of, draw_case, draw_gallery
 from ecgproto.inference import latents, predict
-from ecgproto.interpretability import evidence_shares, interpretability
+from ecgproto.calibration import thresholds
+from ecgproto.interpretability import deletion_check, evidence_shares, interpretability
+from ecgproto.ptbxl import read_metadata, read_signals
+from ecgproto.quality import best_similarity, verdict
 from ecgproto.files import atomic_dir, write_json
 from ecgproto.prepare import load_split
 
 log = logging.getLogger("ecgproto")
 OUT = Path("reports/explain")
+
+
+def guard_on_test_fold(test, sims, active, state) -> dict:
+    """How many test ECGs the guard lets through, checked on the records as recorded (data/ptbxl)."""
+    metadata = read_metadata(Path("data/ptbxl"))
+    millivolts, _, _ = read_signals(Path("data/ptbxl"), metadata.loc[test.ecg_ids, "filename_lr"].tolist())
+    verdicts = [verdict(mv, b, state.get("guard"), state.get("familiarity"))
+                for mv, b in zip(millivolts, best_similarity(sims, active))]
+    reasons = Counter(r.split(":")[0] for v in verdicts for r in v["reasons"])
+    return {"guard_pass_rate_test": round(float(np.mean([v["reliable"] is True for v in verdicts])), 4),
+            "guard_refusals_by_reason": dict(sorted(reasons.items()))}
 
 
 def main(params):
@@ -32,11 +47,17 @@ def main(params):
                           f"{len(train.ecg_ids)} training ECGs; expected at most that many")
     figures = interpretability(model, latents(model, train.signals, dev), train.labels, labels,
                                params.explain.purity_neighbours)
-    explanations = explain(model, test.signals, labels, top=params.explain.top_prototypes)
-    figures.update(evidence_shares(predict(model, test.signals, dev)["sims"], model.last_layer.weight.detach().cpu().numpy(),
-                                   model.prototype_class.cpu().numpy(), ~model.prototype_pruned.cpu().numpy()))
+    calibration = state.get("calibration")
+    explanations = explain(model, test.signals, labels, calibration, top=params.explain.top_prototypes,
+                           duplicate_cosine=params.explain.duplicate_cosine)
+    sims = predict(model, test.signals, dev)["sims"]
+    active = ~model.prototype_pruned.cpu().numpy()
+    figures.update(evidence_shares(sims, model.last_layer.weight.detach().cpu().numpy(),
+                                   model.prototype_class.cpu().numpy(), active))
+    figures.update(guard_on_test_fold(test, sims, active, state))
+    figures.update(deletion_check(model, test.signals, params.seed))
     probs = np.array([[e["probability"] for e in entries] for entries in explanations])
-    cases = choose_cases(test.labels, probs, labels, params.explain.codes, params.explain.threshold)
+    cases = choose_cases(test.labels, probs, labels, params.explain.codes, thresholds(calibration, len(labels)))
     with atomic_dir(OUT) as tmp:
         (tmp / "gallery").mkdir()
         draw_gallery(tmp / "gallery", model, train, labels, prep)

@@ -1,15 +1,20 @@
 """DVC stage `train_classifier`, after projection. classifier.retrain = last_layer: only the last layer, BCE
 + L1 on the wrong-class weights, on fixed similarities. addon: the add-on too, each prototype tied to its
-source ECG. Pruned prototypes keep weight 0 either way."""
+source ECG. Pruned prototypes keep weight 0 either way. Then, into the final model file: per-class
+calibration and thresholds (validation folds only), and the guard's settings with the training ECGs'
+best-similarity quantiles. The test folds are never read here."""
+import dataclasses
 from pathlib import Path
 
 import torch
 from _common import run, seeded_device, training_curves
 
+from ecgproto import calibration
 from ecgproto.checkpoint import load_checkpoint, save_checkpoint
 from ecgproto.inference import predict
 from ecgproto.prepare import load_meta, load_split
 from ecgproto.projection import source_signals
+from ecgproto.quality import best_similarity, familiarity_reference
 from ecgproto.train import freeze_all_but, train_addon_after_projection, train_last_layer
 
 
@@ -30,7 +35,12 @@ def main(params):
         best = train_last_layer(model, predict(model, train.signals, dev)["sims"], train.labels,
                                 predict(model, val.signals, dev)["sims"], val.labels, pos_weight, params, dev, curves)
         summary = f"last layer: best validation macro-AUROC {best:.4f}"
-    save_checkpoint(Path("models/final.pt"), model, meta, classifier_retrain=params.classifier.retrain)
+    calib = calibration.fit(predict(model, val.signals, dev)["logits"], val.labels, meta["folds"]["val"])
+    train_best = best_similarity(predict(model, train.signals, dev)["sims"], model.active().bool().cpu().numpy())
+    reference = familiarity_reference(train_best, params.guard.familiarity_percentile)
+    save_checkpoint(Path("models/final.pt"), model, meta, classifier_retrain=params.classifier.retrain,
+                    calibration=calib, familiarity=reference, guard=dataclasses.asdict(params.guard),
+                    explain={"duplicate_cosine": params.explain.duplicate_cosine})
     return summary
 
 

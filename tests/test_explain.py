@@ -58,7 +58,30 @@ def test_contributions_sum_to_the_logit_for_every_label():
             assert contributions == sorted(contributions, reverse=True)
             for p in e["prototypes"]:
                 assert p["contribution"] == pytest.approx(p["similarity"] * p["weight"], abs=1e-6)
-    assert all(len(e["prototypes"]) == 3 for e in explain(model, x[:1], list(LABELS), top=3)[0])
+    for e in explain(model, x[:1], list(LABELS), top=3)[0]:
+        assert len(e["evidence_for"]) <= 3 and len(e["evidence_against"]) <= 3
+        assert all(p["contribution"] > 0 for p in e["evidence_for"])
+        assert all(p["contribution"] < 0 for p in e["evidence_against"])
+        shown = sum(p["contribution"] for p in e["evidence_for"] + e["evidence_against"])
+        assert shown + e["rest"] == pytest.approx(e["logit"], abs=1e-5)  # for + against + rest = logit
+
+
+def test_near_copies_are_shown_once_with_their_count_and_calibration_sets_the_call():
+    model = small_model()
+    with torch.no_grad():
+        model.prototypes[1] = model.prototypes[0] * 1.001  # prototype 1: a near-copy of 0 (same class)
+    x = np.random.default_rng(2).standard_normal((1, 12, 1000)).astype(np.float32)
+    n_classes = len(LABELS)
+    calibration = {"slope": [1.0] * n_classes, "intercept": [-100.0] + [100.0] * (n_classes - 1),
+                   "threshold": [0.5] * n_classes}
+    entries = explain(model, x, list(LABELS), calibration, top=None, duplicate_cosine=0.98)[0]
+    for e in entries:
+        merged = [p for p in e["prototypes"] if p["members"] == [0, 1]]
+        assert len(merged) == 1 and merged[0]["stands_for"] == 2
+        assert len(e["prototypes"]) == model.prototypes.shape[0] - 1
+        assert sum(p["contribution"] for p in e["prototypes"]) == pytest.approx(e["logit"], abs=1e-4)
+    assert [e["called"] for e in entries] == [False] + [True] * (n_classes - 1)
+    assert entries[0]["probability"] < 1e-6 and entries[0]["uncalibrated_probability"] > 1e-6
 
 
 def test_pruned_prototypes_are_never_listed_and_the_rest_still_sum_to_the_logit():
@@ -126,18 +149,24 @@ def test_explain_cli_on_a_real_record_prints_json_of_the_stated_shape(model_file
     record = SAMPLE / "records100/00000/00001_lr"
     assert main(["explain", str(record), "--model", str(model_file), "--json", "--top", "all",
                  "--plot", str(tmp_path / "case.png")]) == 0
-    labels = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["record"] == "00001_lr" and doc["calibrated"] is False and doc["reliable"] is None
+    labels = doc["labels"]
     assert [e["label"] for e in labels] == list(LABELS)
     for e in labels:
-        assert set(e) == {"label", "probability", "logit", "prototypes"}
-        assert 0 <= e["probability"] <= 1
-        assert sum(p["contribution"] for p in e["prototypes"]) == pytest.approx(e["logit"], abs=1e-4)
+        assert {"label", "logit", "probability", "threshold", "called", "evidence_for", "evidence_against", "rest",
+                "prototypes"} <= set(e)
+        assert 0 <= e["probability"] <= 1 and e["threshold"] == 0.5
+        assert sum(p["contribution"] for p in e["prototypes"]) + e["rest"] == pytest.approx(e["logit"], abs=1e-4)
         for p in e["prototypes"]:
-            assert set(p) == {"index", "class", "similarity", "weight", "contribution", "source_ecg_id"}
+            assert {"index", "class", "similarity", "weight", "contribution", "source_ecg_id"} <= set(p)
             assert p["source_ecg_id"] == 1000 + p["index"]
     assert (tmp_path / "case.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["explain", str(record), "--model", str(model_file)]) == 0
-    assert capsys.readouterr().out.splitlines()[0].split() == ["label", "probability"]
+    text = capsys.readouterr().out
+    assert text.splitlines()[0] == "record 00001_lr"
+    assert "has no calibration (an older version)" in text and "has no guard" in text
+    assert "Why not (the closest labels not called):" in text
 
 
 @needs_sample
@@ -146,7 +175,7 @@ def test_predict_writes_one_row_per_record(model_file, tmp_path):
     assert main(["predict", str(SAMPLE / "records100"), "--out", str(out), "--model", str(model_file),
                  "--batch-size", "4"]) == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == ["record", *LABELS] and len(table) == 10
+    assert list(table.columns) == ["record", "reliable", "reason", "called", *LABELS] and len(table) == 10
     assert table[list(LABELS)].apply(lambda col: col.between(0, 1)).all().all()
 
 

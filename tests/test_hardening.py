@@ -346,7 +346,7 @@ def test_cli_options_and_outputs_are_checked_before_the_work(tiny_tree, tmp_path
     for args in (["predict", record, "--out", "x.csv", "--batch-size", "0"],
                  ["predict", record, "--out", "x.csv", "--batch-size", "-1"],
                  ["download", str(tmp_path / "d"), "--retries", "-1"],
-                 ["explain", record, "--threshold", "nan"]):
+                 ["explain", record, "--top", "0"]):
         with pytest.raises(SystemExit) as info:
             cli(args)
         assert info.value.code == 2

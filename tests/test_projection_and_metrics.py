@@ -153,3 +153,21 @@ def test_bootstrap_interval_contains_the_estimate():
     low, high = evaluation.bootstrap_interval(y, p, n=200, seed=0)
     assert low < evaluation.macro_auroc(y, p) < high
     assert (low, high) == evaluation.bootstrap_interval(y, p, n=200, seed=0)
+
+
+@pytest.mark.parametrize("mode", ["keep", "sparse", "zero"])
+def test_wrong_class_modes_of_the_classifier_stage(mode):
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(2, 2, 4, "none"))
+    identity = m.class_identity().T.bool()
+    rng = np.random.default_rng(0)
+    sims = rng.uniform(-1, 1, (40, 4)).astype(np.float32)
+    y = (sims[:, [0, 3]] > 0).astype(np.float32)
+    params = dataclasses.replace(PARAMS, classifier=dataclasses.replace(PARAMS.classifier, lr=0.05, steps=30,
+                                                                        wrong_class=mode))
+    m.last_layer.weight.requires_grad_(True)
+    train_last_layer(m, sims, y, sims, y, torch.ones(2), params, "cpu")
+    wrong = m.last_layer.weight.detach()[~identity]
+    if mode == "zero":
+        assert not wrong.any()  # a class's logit rests on its own prototypes alone
+    else:
+        assert wrong.abs().max() > 0 and (mode == "sparse" or wrong.abs().min() > 0.3)  # keep: from -0.5
