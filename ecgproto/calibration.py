@@ -86,3 +86,23 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> 
 def brier(p: np.ndarray, y: np.ndarray) -> float:
     """Mean squared error of the probabilities over every record and class."""
     return float(np.mean((p - y) ** 2))
+
+
+def calibration_errors(logits: np.ndarray, y: np.ndarray, calibration: dict) -> dict:
+    """Expected calibration error and Brier score of sigmoid(logit) and of the calibrated probabilities,
+    and the macro F1 of the calls at 0.5 and at the calibrated per-class thresholds."""
+    raw, calibrated = apply(logits, None), apply(logits, calibration)
+    cut = thresholds(calibration, y.shape[1])
+    return {"ece_uncalibrated": round(expected_calibration_error(raw, y), 4),
+            "ece_calibrated": round(expected_calibration_error(calibrated, y), 4),
+            "brier_uncalibrated": round(brier(raw, y), 4), "brier_calibrated": round(brier(calibrated, y), 4),
+            "macro_f1_at_0.5": round(macro_f1(raw >= 0.5, y), 4),
+            "macro_f1_at_thresholds": round(macro_f1(calibrated >= cut, y), 4)}
+
+
+def macro_f1(called: np.ndarray, y: np.ndarray) -> float:
+    """F1 of the calls averaged over the classes with a positive."""
+    y = y > 0
+    scores = [2 * (called[:, c] & y[:, c]).sum() / (called[:, c].sum() + y[:, c].sum())
+              for c in range(y.shape[1]) if y[:, c].any()]
+    return float(np.mean(scores)) if scores else float("nan")

@@ -139,6 +139,17 @@ def published_table() -> str:
     return "\n".join(lines)
 
 
+def calibration_table(final: dict) -> str:
+    if "ece_calibrated" not in final:
+        return "The final model has no calibration (an older model file)."
+    lines = ["| final model | expected calibration error | Brier score | macro F1 of the calls |", "| --- | --- | --- | --- |",
+             f"| sigmoid(logit), threshold 0.5 | {_fmt(final['ece_uncalibrated'])} | {_fmt(final['brier_uncalibrated'])} "
+             f"| {_fmt(final['macro_f1_at_0.5'])} |",
+             f"| calibrated (validation folds), per-class thresholds | {_fmt(final['ece_calibrated'])} | "
+             f"{_fmt(final['brier_calibrated'])} | {_fmt(final['macro_f1_at_thresholds'])} |"]
+    return "\n".join(lines)
+
+
 def per_label_table(per_label: dict, data: dict) -> str:
     lines = ["| code | train positives | evaluated positives | " + " | ".join(MODELS) + " |",
              "| --- | --- | --- |" + " --- |" * len(MODELS)]
@@ -174,6 +185,16 @@ def interpretability_table(figures: dict) -> str:
         ("nearest wrong-class prototype", figures["mean_similarity_nearest_wrong_class_prototype"],
          "the same to its closest prototype of a class it does not carry (separation)"),
     ]
+    optional = [
+        ("own-class share of evidence", "own_class_share_of_evidence",
+         "per test ECG and label: |own prototypes' contributions| / |all contributions| (1 = this looks like that)"),
+        ("wrong-class weights near 0", "wrong_class_weights_below_0.05", "share of wrong-class last-layer weights with |w| < 0.05"),
+        ("guard pass rate (test)", "guard_pass_rate_test", "test ECGs that pass the signal checks and are familiar"),
+        ("deletion: highlighted quarter", "deletion_similarity_drop_highlighted_quarter",
+         "mean drop of the leading prototype's similarity when the most-highlighted quarter is blanked"),
+        ("deletion: random quarter", "deletion_similarity_drop_random_quarter", "the same for a random quarter"),
+    ]
+    rows += [(a, figures[k], c) for a, k, c in optional if k in figures]
     lines = ["| figure | value | meaning |", "| --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
@@ -191,7 +212,7 @@ def limitations(source: str, evaluation: dict, figures: dict) -> list:
         "The published figures use the per-batch mean of macro-AUROC (batches of 32, labels absent from a batch "
         "skipped); it depends on batch order and composition. The whole-fold macro-AUROC is the headline here; the "
         "per-batch figure is given only to compare with the papers.",
-        "One seed per run; the real-subset spread over seeds is in the README.",
+        "One seed per run; the real-subset spread over seeds is in docs/experiments.md.",
         "The local similarity highlight applies the add-on to each time step of the feature map before pooling; "
         "the model itself decides on the pooled features, so the highlight shows where a prototype matches, "
         "not an exact attribution.",
@@ -235,6 +256,10 @@ def render(ctx: dict) -> str:
         "",
         "The PTB-XL benchmark task differs (12 labels, another cohort, 2.5 s crops with max aggregation at test time).",
         "",
+        "### Calibration (fitted on the validation folds, measured on the evaluated folds)",
+        "",
+        calibration_table(e["final"]),
+        "",
         "### Per label (whole-fold AUROC)",
         "",
         per_label_table(ctx["per_label"], data),
@@ -254,8 +279,9 @@ def render(ctx: dict) -> str:
         "",
     ]
     out += [f"![{c} prototypes](explain/gallery/{c}.png)\n" for c in gallery[:2]]
-    out += ["Case explanations: each predicted label with its top prototypes; similarity x weight = "
-            "contribution, and the contributions of all prototypes sum to the logit.", ""]
+    out += ["Case explanations: each called label with its strongest evidence for and against (similarity x weight "
+            "= contribution; for + against + the rest = the logit), each prototype beside its source ECG. Near-copies "
+            "of a prototype are shown once, with their count.", ""]
     out += [f"- [{c['code']}, {c['outcome']}: ECG {c['ecg_id']} (true: {c['true_labels']})](explain/{c['figure']})"
             for c in cases]
     if cases:

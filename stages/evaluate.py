@@ -4,6 +4,7 @@ from pathlib import Path
 from _common import run, seeded_device
 
 from ecgproto import evaluation
+from ecgproto.calibration import calibration_errors
 from ecgproto.checkpoint import load_checkpoint
 from ecgproto.evaluation import MODEL_FILES
 from ecgproto.files import write_json
@@ -28,10 +29,13 @@ def main(params):
     per_label = {"test_positives": {c: int(n) for c, n in zip(labels, test.labels.sum(0))}}
     sizes = {}
     for name, path in MODEL_FILES.items():
-        model, _ = load_checkpoint(Path(path), dev)
-        probs = predict(model, test.signals, dev)["probs"]
+        model, state = load_checkpoint(Path(path), dev)
+        out = predict(model, test.signals, dev)
+        probs = out["probs"]
         headline[name], per_label[name] = evaluation.summarise(
             test.labels, probs, labels, params.evaluate.bootstrap, params.evaluate.per_batch_size, params.seed)
+        if state.get("calibration") is not None:  # the final model: calibration error before and after
+            headline[name].update(calibration_errors(out["logits"], test.labels, state["calibration"]))
         write_json(Path(f"plots/roc/{name}.json"), evaluation.roc_points(test.labels, probs, labels, name))
         sizes[name] = {"parameters": count_parameters(model.cpu()), "macs_per_ecg": count_macs(model.cpu()),
                        "file_bytes": Path(path).stat().st_size}

@@ -250,3 +250,69 @@ def test_evidence_shares_on_a_hand_built_last_layer():
     assert shares["wrong_class_weights_below_0.05"] == 0.75  # 0.0, 0.0, 0.01 of (-1, 0, 0, 0.01)
     pruned_out = evidence_shares(sims, weight, classes, np.array([True, True, False, True]))
     assert pruned_out["own_class_share_of_evidence"] > shares["own_class_share_of_evidence"]
+
+
+def test_calibration_is_fitted_per_class_and_lowers_the_error_of_inflated_probabilities():
+    from ecgproto import calibration
+
+    rng = np.random.default_rng(0)
+    y = (rng.random((400, 3)) < [0.05, 0.3, 0.0]).astype(np.float32)  # the third class has no positive
+    logits = 2.0 * (y * 2 - 1) + rng.normal(0, 1.5, y.shape) + 3.0    # +3: inflated, as pos_weight does
+    fitted = calibration.fit(logits, y, [9])
+    assert fitted["fitted"] == [True, True, False] and fitted["threshold"][2] == 0.5
+    assert fitted["fitted_on"] == "validation folds [9]"
+    calibration.check(fitted, 3, "model.pt")
+    errors = calibration.calibration_errors(logits, y, fitted)
+    assert errors["ece_calibrated"] < errors["ece_uncalibrated"]
+    assert errors["brier_calibrated"] < errors["brier_uncalibrated"]
+    with pytest.raises(Exception, match="model.pt: calibration"):
+        calibration.check({**fitted, "threshold": [0.5, float("nan"), 0.5]}, 3, "model.pt")
+
+
+@pytest.fixture(scope="module")
+def guarded_model_file(tmp_path_factory, tiny_tree):
+    """A model file with the guard: params.yaml's thresholds, familiarity from synthetic training ECGs."""
+    import dataclasses
+
+    from conftest import PARAMS
+    from ecgproto.inference import predict, preprocess
+    from ecgproto.ptbxl import read_metadata, read_signals
+    from ecgproto.quality import best_similarity, familiarity_reference
+
+    model = small_model()
+    model.prototype_source.copy_(torch.arange(1000, 1000 + model.prototypes.shape[0]))
+    metadata = read_metadata(tiny_tree)
+    signals, _, _ = read_signals(tiny_tree, metadata["filename_lr"].tolist())
+    sims = predict(model, preprocess(signals, META), "cpu")["sims"]
+    reference = familiarity_reference(best_similarity(sims, np.ones(sims.shape[1], bool)), 1.0)
+    path = tmp_path_factory.mktemp("guarded") / "final.pt"
+    save_checkpoint(path, model, META, guard=dataclasses.asdict(PARAMS.guard), familiarity=reference)
+    return path
+
+
+@pytest.mark.parametrize("kind, reason", [("flat", "flat line"), ("noise", "noise swamps the QRS")])
+def test_a_flat_or_noise_record_gets_no_reliable_rhythm_call(guarded_model_file, tmp_path, capsys, kind, reason):
+    mv = np.zeros((12, 1000)) if kind == "flat" else np.random.default_rng(0).normal(0, 0.1, (12, 1000))
+    record = _write(tmp_path / kind, mv)
+    assert main(["explain", str(record), "--model", str(guarded_model_file)]) == 0
+    text = capsys.readouterr().out
+    assert "NO RELIABLE RHYTHM CALL" in text and reason in text and "Called" not in text
+    assert main(["explain", str(record), "--model", str(guarded_model_file), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["reliable"] is False and any(reason in r for r in doc["reasons"]) and doc["labels"] == []
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(record), "--model", str(guarded_model_file), "--out", str(out)]) == 0
+    row = pd.read_csv(out).iloc[0]
+    assert not row["reliable"] and reason in row["reason"] and pd.isna(row["called"])
+
+
+@needs_sample
+def test_the_real_sample_records_pass_the_signal_checks(guarded_model_file):
+    import dataclasses
+
+    from conftest import PARAMS
+    from ecgproto.quality import signal_problems
+
+    records = sorted((SAMPLE / "records100").rglob("*.hea"))
+    problems = [signal_problems(read_ecg(r.with_suffix(""))[0], dataclasses.asdict(PARAMS.guard)) for r in records]
+    assert len(records) == 10 and sum(not p for p in problems) >= 9

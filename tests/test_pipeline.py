@@ -91,6 +91,10 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
         assert case["figure"] is None or (workspace / "reports/explain" / case["figure"]).is_file()
     figures = json.loads((workspace / "metrics/interpretability.json").read_text())
     assert figures["prototypes"] + figures["pruned"] == 32 and 0 <= figures["class_purity_top10"] <= 1
+    assert 0 < figures["own_class_share_of_evidence"] <= 1 and 0 <= figures["guard_pass_rate_test"] <= 1
+    assert figures["deletion_ecgs"] == metrics["records"]
+    assert final["calibration"]["fitted_on"] == "validation folds [9]" and final["guard"] and final["familiarity"]
+    assert {"ece_uncalibrated", "ece_calibrated", "brier_calibrated"} <= set(metrics["final"])
     text = (workspace / "reports/report.md").read_text()
     assert text.splitlines()[2].startswith("> **SYNTHETIC DATA.**")
     assert "backbone is the baseline's trained backbone, kept fixed" in text
@@ -98,6 +102,24 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     for figure in ("figures/roc.png", "figures/curves.png", "explain/gallery/AFIB.png"):
         assert f"]({figure})" in text and (workspace / "reports" / figure).is_file()
     assert "up to date" in _sh("dvc status", workspace)
+
+
+def test_calibration_and_thresholds_come_from_the_validation_folds_only(workspace):
+    """The classifier stage runs, and fits the same calibration, with the test arrays taken away."""
+    before = torch.load(workspace / "models/final.pt", weights_only=True)["calibration"]
+    stash = workspace / "stash"
+    stash.mkdir()
+    moved = sorted((workspace / "data/prepared").glob("test_*.npy"))
+    assert moved
+    for path in moved:
+        path.rename(stash / path.name)
+    try:
+        _sh("python stages/train_classifier.py", workspace)
+    finally:
+        for path in moved:
+            (stash / path.name).rename(path)
+        stash.rmdir()
+    assert torch.load(workspace / "models/final.pt", weights_only=True)["calibration"] == before
 
 
 def test_changing_a_loss_weight_reruns_only_what_depends_on_it(workspace):
