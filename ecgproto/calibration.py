@@ -9,7 +9,6 @@ sigmoid(logit) and threshold 0.5, and `fitted` says so. The result travels insid
 from __future__ import annotations
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from .errors import ModelError
 
@@ -20,6 +19,8 @@ def _sigmoid(x):
 
 def fit(val_logits: np.ndarray, val_labels: np.ndarray, folds) -> dict:
     """Per-class Platt scaling and F1-maximising thresholds from validation logits (N, C) and labels."""
+    from sklearn.linear_model import LogisticRegression  # here: the deployed runtime never imports it
+
     n_classes = val_logits.shape[1]
     slope, intercept, threshold, fitted = [1.0] * n_classes, [0.0] * n_classes, [0.5] * n_classes, [False] * n_classes
     for c in range(n_classes):

@@ -1,16 +1,12 @@
-"""Case-based explanations: which prototypes drove each label, by how much, and where they match.
-
-The last layer has no bias, so a label's logit is exactly the sum over prototypes of
-similarity x weight: every explanation below is that decomposition, not an approximation.
-"""
+"""Case-based explanations under a PyTorch model: which prototypes drove each label (the exact split in
+evidence.py), which prototypes are near-copies, where they match, and which cases to show."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .calibration import apply as calibration_apply
-from .calibration import thresholds
+from .evidence import split_logits
 from .inference import predict
 
 
@@ -30,59 +26,17 @@ def duplicate_groups(model, cosine: float) -> list:
     return group
 
 
-def _evidence(n, c, sims, weight, contributions, groups, proto_class, sources):
-    """One entry per group of near-copies for label c of ECG n: the largest member speaks for it, the
-    contribution is the group's sum (so the entries still add up to the logit)."""
-    members = {}
-    for j, g in enumerate(groups):
-        if g >= 0:
-            members.setdefault(g, []).append(j)
-    out = []
-    for js in members.values():
-        rep = max(js, key=lambda j: abs(contributions[n, c, j]))
-        out.append({"index": int(rep), "class": proto_class[rep], "similarity": float(sims[n, rep]),
-                    "weight": float(weight[c, rep]), "contribution": float(contributions[n, c, js].sum()),
-                    "source_ecg_id": int(sources[rep]), "stands_for": len(js), "members": [int(j) for j in js]})
-    return out
-
-
 @torch.no_grad()
 def explain(model, x, labels, calibration: dict | None = None, top: int | None = 3,
             duplicate_cosine: float = 0.98) -> list:
-    """For each ECG of x (N, 12, T): one entry per label with its logit split exactly into the evidence
-    for (largest positive contributions, similarity x last-layer weight), the evidence against (largest
-    negative ones) and the rest, which together sum to the logit; the calibrated probability, the
-    class's threshold and whether the label is called. top=None lists every prototype (rest 0). Pruned
-    prototypes (weight 0) are never listed; near-copies (cosine > duplicate_cosine) are listed once
-    (duplicate_cosine above 1 lists each prototype on its own)."""
+    """evidence.split_logits for each ECG of x (N, 12, T) under this model: per label, the logit split
+    exactly into evidence for, evidence against and the rest, with the calibrated probability, the
+    class's threshold and the call. Pruned prototypes are never listed; near-copies (cosine above
+    duplicate_cosine; above 1: none) are listed once."""
     out = predict(model, np.asarray(x, dtype=np.float32), model.prototypes.device)  # batched, eval mode
-    logits, sims = out["logits"], out["sims"]
-    probs = calibration_apply(logits, calibration)
-    cuts = thresholds(calibration, len(labels))
-    weight = model.last_layer.weight.detach().cpu().numpy()
-    contributions = sims[:, None, :] * weight[None]  # (N, C, P)
-    proto_class = [labels[c] for c in model.prototype_class.tolist()]
-    sources = model.prototype_source.tolist()
-    groups = duplicate_groups(model, duplicate_cosine)
-    result = []
-    for n in range(len(logits)):
-        entries = []
-        for c, label in enumerate(labels):
-            evidence = sorted(_evidence(n, c, sims, weight, contributions, groups, proto_class, sources),
-                              key=lambda e: -e["contribution"])
-            pro = [e for e in evidence if e["contribution"] > 0][:top]
-            con = [e for e in evidence if e["contribution"] < 0][::-1][:top]
-            if top is None:
-                pro, con = evidence, []
-            shown = sum(e["contribution"] for e in pro + con)
-            entries.append({
-                "label": label, "logit": float(logits[n, c]), "probability": float(probs[n, c]),
-                "uncalibrated_probability": float(1 / (1 + np.exp(-logits[n, c]))),
-                "threshold": float(cuts[c]), "called": bool(probs[n, c] >= cuts[c]),
-                "evidence_for": pro, "evidence_against": con, "rest": float(logits[n, c] - shown),
-                "prototypes": pro + con})
-        result.append(entries)
-    return result
+    return split_logits(out["logits"], out["sims"], model.last_layer.weight.detach().cpu().numpy(),
+                        [labels[c] for c in model.prototype_class.tolist()], model.prototype_source.tolist(),
+                        duplicate_groups(model, duplicate_cosine), labels, calibration, top)
 
 
 @torch.no_grad()

@@ -1,0 +1,61 @@
+"""The exact split of every logit into evidence for, evidence against and the rest, from a model's
+outputs alone (NumPy, no PyTorch: the deployed ONNX model uses it too).
+
+The last layer has no bias, so a label's logit is exactly the sum over prototypes of
+similarity x weight: every explanation is that decomposition, not an approximation.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .calibration import apply as calibrate
+from .calibration import thresholds
+
+
+def _grouped(n, c, sims, weight, contributions, groups, proto_class, sources):
+    """One entry per group of near-copies for label c of ECG n: the largest member speaks for it, the
+    contribution is the group's sum (so the entries still add up to the logit)."""
+    members = {}
+    for j, g in enumerate(groups):
+        if g >= 0:
+            members.setdefault(g, []).append(j)
+    out = []
+    for js in members.values():
+        rep = max(js, key=lambda j: abs(contributions[n, c, j]))
+        out.append({"index": int(rep), "class": proto_class[rep], "similarity": float(sims[n, rep]),
+                    "weight": float(weight[c, rep]), "contribution": float(contributions[n, c, js].sum()),
+                    "source_ecg_id": int(sources[rep]), "stands_for": len(js), "members": [int(j) for j in js]})
+    return out
+
+
+def split_logits(logits: np.ndarray, sims: np.ndarray, weight: np.ndarray, proto_class: list, sources: list,
+                 groups: list, labels, calibration: dict | None = None, top: int | None = 3) -> list:
+    """For each ECG (logits (N, C), sims (N, P)): one entry per label with the evidence for (its largest
+    positive contributions, similarity x weight), the evidence against (its largest negative ones) and the
+    rest, which together sum to the logit; the calibrated probability, the class's threshold and whether
+    the label is called. groups: one id per prototype (-1: pruned, never listed); prototypes sharing an id
+    are near-copies, listed once. top=None lists every group (rest 0)."""
+    probs = calibrate(logits, calibration)
+    cuts = thresholds(calibration, len(labels))
+    contributions = sims[:, None, :] * weight[None]  # (N, C, P)
+    result = []
+    for n in range(len(logits)):
+        entries = []
+        for c, label in enumerate(labels):
+            evidence = sorted(_grouped(n, c, sims, weight, contributions, groups, proto_class, sources),
+                              key=lambda e: -e["contribution"])
+            pro = [e for e in evidence if e["contribution"] > 0][:top]
+            con = [e for e in evidence if e["contribution"] < 0][::-1][:top]
+            if top is None:
+                pro, con = evidence, []
+            shown = sum(e["contribution"] for e in pro + con)
+            entries.append({
+                "label": label, "logit": float(logits[n, c]), "probability": float(probs[n, c]),
+                "uncalibrated_probability": float(1 / (1 + np.exp(-logits[n, c]))),
+                "threshold": float(cuts[c]), "called": bool(probs[n, c] >= cuts[c]),
+                "evidence_for": pro, "evidence_against": con, "rest": float(logits[n, c] - shown),
+                "prototypes": pro + con})
+        result.append(entries)
+    return result
+
+
