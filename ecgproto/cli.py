@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .errors import ConfigError, EcgprotoError, GateError, RecordError
 
 
@@ -115,25 +117,30 @@ def _explain(args) -> str:
     import json
 
     from . import readout
-    from .checkpoint import load_checkpoint
-    from .explain import explain, where_it_matches
+    from .evidence import interpolate_steps, split_logits
     from .files import check_writable
-    from .inference import predict, preprocess, read_ecg
+    from .preprocessing import preprocess, read_ecg
     from .quality import best_similarity, verdict
+    from .runner import open_model
 
     if args.plot:
         check_writable(Path(args.plot), "--plot")
-    model, state = load_checkpoint(Path(args.model), require_prototypes=True)
+    runner = open_model(Path(args.model), args.runtime, require_prototypes=True)
+    if not runner.explainable:
+        raise ConfigError(f"{args.model}: a model without prototypes has nothing to explain with; use models/final.pt")
+    meta = runner.meta
     millivolts, note = read_ecg(args.record)
     if note:
         print(note, file=sys.stderr)
-    x = preprocess(millivolts, state["preprocessing"])
-    labels, calibration = state["labels"], state.get("calibration")
-    entries = explain(model, x, labels, calibration, top=args.top,
-                      duplicate_cosine=state.get("explain", {}).get("duplicate_cosine", 1.0))[0]
-    best = best_similarity(predict(model, x, "cpu")["sims"], model.active().bool().numpy())[0]
-    checked = verdict(millivolts, float(best), state.get("guard"), state.get("familiarity"))
+    x = preprocess(millivolts, meta["preprocessing"])
+    out = runner.outputs(x)
+    entries = split_logits(out["logits"], out["sims"], np.asarray(meta["last_layer_weight"]), meta["prototype_class"],
+                           meta["prototype_source"], meta["groups"], runner.labels, meta.get("calibration"),
+                           args.top)[0]
+    best = float(best_similarity(out["sims"], runner.active())[0])
+    checked = verdict(millivolts, best, meta.get("guard"), meta.get("familiarity"))
     record = Path(args.record).with_suffix("").name if Path(args.record).suffix in (".hea", ".dat") else Path(args.record).name
+    calibrated = meta.get("calibration") is not None
     if args.plot:
         from .ecgplot import draw_explanation
         from .files import atomic_path
@@ -141,12 +148,11 @@ def _explain(args) -> str:
         title = f"record {record}" + ("" if checked["reliable"] is not False else
                                       " - NO RELIABLE RHYTHM CALL: " + "; ".join(checked["reasons"]))
         with atomic_path(Path(args.plot)) as tmp:
-            draw_explanation(tmp, millivolts, title, entries, where_it_matches(model, x)[0], len(labels),
-                             min(args.top or 5, 5))
+            draw_explanation(tmp, millivolts, title, entries, interpolate_steps(out["local"][0], x.shape[-1]),
+                             len(runner.labels), min(args.top or 5, 5))
     if args.json:
-        return json.dumps(readout.as_dict(record, entries, checked, calibration is not None), indent=2,
-                          allow_nan=False)
-    return readout.as_text(record, entries, checked, calibration is not None)
+        return json.dumps(readout.as_dict(record, entries, checked, calibrated), indent=2, allow_nan=False)
+    return readout.as_text(record, entries, checked, calibrated)
 
 
 def _records_in(paths) -> list:
@@ -168,20 +174,19 @@ def _records_in(paths) -> list:
 def _predict(args) -> str:
     """Calibrated probabilities, called labels and the guard's verdict for many records, written
     atomically to one CSV (a record per row)."""
-    import numpy as np
     import pandas as pd
-    import torch
     from tqdm import tqdm
 
     from .calibration import apply, thresholds
-    from .checkpoint import load_checkpoint
     from .files import atomic_path, check_writable
-    from .inference import predict, preprocess, read_ecg
+    from .preprocessing import preprocess, read_ecg
     from .quality import best_similarity, verdict
+    from .runner import open_model
 
     check_writable(Path(args.out), "--out")
-    model, state = load_checkpoint(Path(args.model))
-    labels, calibration = state["labels"], state.get("calibration")
+    runner = open_model(Path(args.model), args.runtime)
+    meta, labels = runner.meta, runner.labels
+    calibration = meta.get("calibration")
     cuts = thresholds(calibration, len(labels))
     records = _records_in(args.records)
     rows = []
@@ -193,12 +198,11 @@ def _predict(args) -> str:
                 if note:
                     print(note, file=sys.stderr)
             millivolts = np.stack([signal for signal, _ in read])
-            out = predict(model, preprocess(millivolts, state["preprocessing"]), torch.device("cpu"))
+            out = runner.outputs(preprocess(millivolts, meta["preprocessing"]))
             probs = apply(out["logits"], calibration)
-            best = (best_similarity(out["sims"], model.active().bool().numpy()) if "sims" in out
-                    else np.full(len(chunk), np.nan))
+            best = best_similarity(out["sims"], runner.active()) if runner.explainable else np.full(len(chunk), np.nan)
             for r, mv, b, p in zip(chunk, millivolts, best, probs):
-                v = verdict(mv, float(b), state.get("guard"), state.get("familiarity"))
+                v = verdict(mv, float(b), meta.get("guard"), meta.get("familiarity"))
                 called = " ".join(c for c, q, t in zip(labels, p, cuts) if q >= t) if v["reliable"] is not False else ""
                 rows.append([str(r), v["reliable"], "; ".join(v["reasons"]), called, *p.round(6)])
             bar.update(len(chunk))
@@ -207,6 +211,18 @@ def _predict(args) -> str:
     refused = sum(r[1] is False for r in rows)
     return (f"wrote calibrated probabilities of {len(labels)} labels for {len(rows)} records to {args.out}; "
             f"{refused} without a reliable rhythm call")
+
+
+def _export(args) -> str:
+    from .checkpoint import load_checkpoint
+    from .export import export_onnx
+    from .files import check_writable
+
+    check_writable(Path(args.onnx), "--onnx")
+    model, state = load_checkpoint(Path(args.model), require_prototypes=True)
+    export_onnx(model, state, Path(args.onnx))
+    size = Path(args.onnx).stat().st_size
+    return f"wrote {args.onnx} ({size / 1e6:.2f} MB): ONNX model with its preprocessing, calibration and guard"
 
 
 def _download(args) -> str:
@@ -276,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=_top, default=3, help="prototypes per side (for, against) per label, or 'all' (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON: a list of labels with their prototypes")
     p.add_argument("--plot", help="also draw the explanation into this PNG file")
+    p.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto",
+                   help="auto: onnx for a .onnx model file (no PyTorch import), torch otherwise")
     p.set_defaults(func=_explain)
 
     p = sub.add_parser("predict", help="label probabilities for many records into a CSV file")
@@ -283,7 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="CSV file to write (record, one column per label)")
     p.add_argument("--model", default="models/final.pt", help="model file (default: %(default)s)")
     p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto",
+                   help="auto: onnx for a .onnx model file (no PyTorch import), torch otherwise")
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("export", help="write the final prototype model as ONNX, to run without PyTorch")
+    p.add_argument("model", help="prototype model file, e.g. models/final.pt")
+    p.add_argument("--onnx", required=True, help="ONNX file to write, e.g. models/final.onnx")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("bench", help="efficiency benchmark: default model vs published-size ResNet-18")
     p.add_argument("--out", default="benchmarks/bench.json", help="result file (default: %(default)s)")

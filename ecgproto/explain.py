@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .evidence import split_logits
+from .evidence import interpolate_steps, split_logits
 from .inference import predict
 
 
@@ -45,13 +45,7 @@ def where_it_matches(model, x, n_samples: int | None = None) -> np.ndarray:
     interpolated from the feature map's time steps (centred on the samples they summarise)."""
     model.eval()
     x = torch.as_tensor(np.array(x, dtype=np.float32), device=model.prototypes.device)
-    local = model.local_similarities(x).cpu().numpy()
-    steps, n_samples = local.shape[-1], n_samples or x.shape[-1]
-    pos = np.clip((np.arange(n_samples) + 0.5) * steps / n_samples - 0.5, 0, steps - 1)
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, steps - 1)
-    frac = pos - lo
-    return local[..., lo] * (1 - frac) + local[..., hi] * frac
+    return interpolate_steps(model.local_similarities(x).cpu().numpy(), n_samples or x.shape[-1])
 
 
 def choose_cases(y: np.ndarray, probs: np.ndarray, labels, codes, threshold) -> list:

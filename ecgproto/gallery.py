@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .ecgplot import draw_12lead, draw_explanation, figure_for, save
 from .explain import where_it_matches
-from .inference import to_millivolts
+from .preprocessing import to_millivolts
 
 
 def codes_of(y_row, labels) -> str:

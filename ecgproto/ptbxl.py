@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .errors import RecordError
 from .paths import inside
@@ -35,11 +34,13 @@ N_SAMPLES = 1000
 WFDB_NAN = -32768  # format-16 sample value WFDB uses for a missing sample
 
 
-def read_metadata(root: Path) -> pd.DataFrame:
+def read_metadata(root: Path):
     """ptbxl_database.csv indexed by ecg_id, with `scp_codes` parsed into dicts."""
     path = Path(root) / "ptbxl_database.csv"
     if not path.is_file():
         raise RecordError(f"{path}: not found; expected a PTB-XL tree with ptbxl_database.csv")
+    import pandas as pd  # here: reading one record (`ecgproto explain`) must not pay for pandas
+
     try:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -73,7 +74,7 @@ def _parse_scp_codes(text, ecg_id, path) -> dict:
     return codes
 
 
-def label_matrix(metadata: pd.DataFrame, labels=LABELS) -> np.ndarray:
+def label_matrix(metadata, labels=LABELS) -> np.ndarray:
     """(N, C) float32 multi-hot matrix by the published rule: a code is positive when it is a key of
     the record's scp_codes, whatever its likelihood (0.0 counts). Records with no code stay as zeros."""
     index = {code: j for j, code in enumerate(labels)}

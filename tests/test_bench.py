@@ -6,6 +6,8 @@ from ecgproto import bench
 def test_one_measurement_runs_and_reports_its_shape():
     m = bench._measure("default", "latency", threads=1, repeats=1, params=PARAMS)
     assert m["batch"] == 1 and m["threads"] == 1 and m["seconds_per_batch"] > 0 and m["peak_rss_mb"] > 0
+    onnx = bench._measure("default", "latency_onnx", threads=1, repeats=1, params=PARAMS)
+    assert onnx["batch"] == 1 and onnx["seconds_per_batch"] > 0
 
 
 def test_ratios_and_goals_follow_the_numbers():

@@ -11,7 +11,7 @@ import torch
 from conftest import SAMPLE, needs_sample
 from ecgproto.cli import main
 from ecgproto.explain import choose_cases, explain, where_it_matches
-from ecgproto.inference import read_ecg
+from ecgproto.preprocessing import read_ecg
 from ecgproto.interpretability import interpretability
 from ecgproto.model import BackboneConfig, LinearHeadNet, ProtoECGNet1D, PrototypeConfig
 from ecgproto.projection import prune
@@ -275,7 +275,8 @@ def guarded_model_file(tmp_path_factory, tiny_tree):
     import dataclasses
 
     from conftest import PARAMS
-    from ecgproto.inference import predict, preprocess
+    from ecgproto.inference import predict
+    from ecgproto.preprocessing import preprocess
     from ecgproto.ptbxl import read_metadata, read_signals
     from ecgproto.quality import best_similarity, familiarity_reference
 

@@ -126,3 +126,14 @@ def test_bad_params_stop_the_stage_before_work(tmp_path, tiny_tree):
     ws = _stage_workspace(tmp_path, tiny_tree, lambda raw: raw["prepare"].update(test_folds=[12]))
     result = _run_stage(ws, "prepare")
     assert result.returncode == 1 and "prepare.test_folds" in result.stderr
+
+
+@pytest.mark.parametrize("cutoff", [0.5, 1.0])
+def test_the_numpy_first_order_filter_equals_scipys_sosfiltfilt(cutoff):
+    from scipy.signal import butter, sosfiltfilt
+
+    x = np.random.default_rng(0).normal(size=(3, 12, 1000)).cumsum(axis=-1)  # wander-like
+    sos = butter(1, cutoff, btype="highpass", fs=100, output="sos")
+    np.testing.assert_allclose(highpass(x, cutoff, 1), sosfiltfilt(sos, x, axis=-1), atol=1e-5)
+    np.testing.assert_allclose(highpass(x, cutoff, 2), sosfiltfilt(butter(2, cutoff, btype="highpass", fs=100,
+                                                                         output="sos"), x, axis=-1), atol=1e-5)

@@ -1,0 +1,66 @@
+"""One interface over the two ways to run a trained model: a PyTorch model file (.pt) or the deployed
+ONNX file (.onnx, no PyTorch import). `ecgproto predict` and `explain` use it, so both runtimes give the
+same output (tests/test_deploy.py checks the parity)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+class Runner:
+    """meta: labels, preprocessing, calibration, guard, familiarity and, for a prototype model, the last
+    layer, prototype classes, sources and near-copy groups (export.metadata's keys). outputs(x) on
+    preprocessed ECGs -> {'logits'} and, for a prototype model, 'sims' and 'local' (N, P, T/32)."""
+
+    def __init__(self, meta: dict, outputs, explainable: bool):
+        self.meta, self.outputs, self.explainable = meta, outputs, explainable
+        self.labels = meta["labels"]
+
+    def active(self) -> np.ndarray:
+        return np.asarray([g >= 0 for g in self.meta["groups"]])
+
+
+def open_model(path: Path, runtime: str = "auto", require_prototypes: bool = False, threads: int = 1) -> Runner:
+    path = Path(path)
+    if runtime == "auto":
+        runtime = "onnx" if path.suffix == ".onnx" else "torch"
+    if runtime == "onnx":
+        from .deployed import DeployedModel
+
+        deployed = DeployedModel(path, threads)
+        return Runner(deployed.meta, deployed.predict, True)
+    if runtime != "torch":
+        raise ConfigError(f"--runtime {runtime!r}: expected auto, torch or onnx")
+    return _torch_runner(path, require_prototypes)
+
+
+def _torch_runner(path: Path, require_prototypes: bool) -> Runner:
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .export import _Deployable, metadata
+
+    model, state = load_checkpoint(path, require_prototypes=require_prototypes)
+    model.eval()
+    if state["kind"] != "prototype":
+        meta = {"labels": state["labels"], "preprocessing": state["preprocessing"]}
+
+        def logits_only(x, batch_size=256):
+            from .inference import predict
+
+            return predict(model, x, "cpu", batch_size)
+        return Runner(meta, logits_only, False)
+    deployable = _Deployable(model).eval()
+
+    @torch.no_grad()
+    def outputs(x, batch_size=256):
+        parts = [[t.numpy() for t in deployable(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size],
+                                                                                    dtype=np.float32)))]
+                 for i in range(0, len(x), batch_size)]
+        logits, sims, local = (np.concatenate([p[k] for p in parts]) for k in range(3))
+        return {"logits": logits, "sims": sims, "local": local, "probs": 1 / (1 + np.exp(-logits))}
+
+    return Runner(metadata(model, state), outputs, True)
