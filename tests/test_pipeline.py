@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -51,8 +52,8 @@ def workspace(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_metrics(workspace):
     out = _sh("dvc repro", workspace)
-    for stage in ("data", "prepare", "train_joint", "project", "train_classifier", "baseline", "evaluate", "explain",
-                  "report"):
+    for stage in ("check_params", "data", "prepare", "train_joint", "project", "train_classifier", "export", "baseline",
+                  "evaluate", "explain", "report"):
         assert f"Running stage '{stage}'" in out
     metrics = json.loads((workspace / "metrics/evaluate.json").read_text())
     for model in ("final", "joint", "baseline"):
@@ -101,6 +102,18 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     assert "retrained the add-on and the last layer with every prototype tied to its source ECG" in text
     for figure in ("figures/roc.png", "figures/curves.png", "explain/gallery/AFIB.png"):
         assert f"]({figure})" in text and (workspace / "reports" / figure).is_file()
+    # the exported ONNX model: the same logits on the test fold (1e-4) and the same calls
+    from ecgproto.calibration import apply
+    from ecgproto.deployed import DeployedModel
+    from ecgproto.inference import predict
+
+    test = load_split(workspace / "data/prepared", "test")
+    deployed = DeployedModel(workspace / "models/final.onnx").predict(np.asarray(test.signals))
+    ours = predict(model, test.signals, "cpu")
+    np.testing.assert_allclose(deployed["logits"], ours["logits"], atol=1e-4)
+    cuts = np.asarray(final["calibration"]["threshold"])
+    assert np.array_equal(apply(deployed["logits"], final["calibration"]) >= cuts,
+                          apply(ours["logits"], final["calibration"]) >= cuts)
     assert "up to date" in _sh("dvc status", workspace)
 
 
