@@ -117,10 +117,12 @@ def _explain(args) -> str:
     import json
 
     from . import readout
-    from .evidence import interpolate_steps, split_logits
+    from .evidence import interpolate_steps, lead_attribution, lead_shading, split_logits
+    from .filters import highpass
     from .files import check_writable
-    from .preprocessing import preprocess, read_ecg
+    from .preprocessing import preprocess, read_ecg, to_millivolts
     from .quality import best_similarity, verdict
+    from .rhythm import heart_rate, remarks
     from .runner import open_model
 
     if args.plot:
@@ -147,12 +149,24 @@ def _explain(args) -> str:
 
         title = f"record {record}" + ("" if checked["reliable"] is not False else
                                       " - NO RELIABLE RHYTHM CALL: " + "; ".join(checked["reasons"]))
+        called = [e for e in entries if e["called"]] or [max(entries, key=lambda e: e["probability"] - e["threshold"])]
+        leading = (called[0]["evidence_for"] or called[0]["prototypes"])[0]["index"]
+        weights = lead_shading(lead_attribution(runner.outputs, x, leading))
+        shown = highpass(millivolts[None], meta["preprocessing"]["highpass_hz"], meta["preprocessing"]["filter_order"])[0]
+        source = None
+        if runner.source_ecgs is not None:  # the prototypes' source ECGs travel in a .pt model file
+            def source(j):
+                src = runner.source_ecgs[j:j + 1]
+                local = interpolate_steps(runner.outputs(src)["local"][0, j], src.shape[-1])
+                return to_millivolts(src[0], meta["preprocessing"])[1], runner.source_codes[j], local
         with atomic_path(Path(args.plot)) as tmp:
-            draw_explanation(tmp, millivolts, title, entries, interpolate_steps(out["local"][0], x.shape[-1]),
-                             len(runner.labels), min(args.top or 5, 5))
+            draw_explanation(tmp, shown, title, entries, interpolate_steps(out["local"][0], x.shape[-1]),
+                             len(runner.labels), min(args.top or 5, 5), source, lead_weights=weights)
+    rate = heart_rate(millivolts)
+    said = remarks([e["label"] for e in entries if e["called"]], rate, meta.get("cooccurrence"))
     if args.json:
-        return json.dumps(readout.as_dict(record, entries, checked, calibrated), indent=2, allow_nan=False)
-    return readout.as_text(record, entries, checked, calibrated)
+        return json.dumps(readout.as_dict(record, entries, checked, calibrated, rate, said), indent=2, allow_nan=False)
+    return readout.as_text(record, entries, checked, calibrated, rate, said)
 
 
 def _records_in(paths) -> list:

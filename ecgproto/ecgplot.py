@@ -14,8 +14,12 @@ from .ptbxl import FS, LEADS  # noqa: E402
 MM_PER_S, MM_PER_MV = 25.0, 10.0
 LAYOUT = (("I", "AVR", "V1", "V4"), ("II", "AVL", "V2", "V5"), ("III", "AVF", "V3", "V6"))
 DISPLAY_NAME = {"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}
-ROW_MM = 35.0  # vertical distance between rows
+ROW_MM = 40.0  # vertical distance between rows: +-1.9 mV fit before a trace is clipped (and marked)
+PULSE_MM = 7.0  # left margin holding the 1 mV, 200 ms calibration pulse of each row
+DPI = 200  # about 8 px per mm: the 1 mm grid and P waves stay sharp
 GRID_MINOR, GRID_MAJOR, TRACE = "#f6c9c9", "#e58f8f", "#111111"
+MATCH, LEAD = (1.0, 0.55, 0.0), (0.2, 0.45, 0.9)
+SIGNAL_NOTE = "signal as the model saw it: 0.5 Hz high-pass, in mV"
 
 
 def _grid(ax, width_mm: float, height_mm: float) -> None:
@@ -36,55 +40,86 @@ def _grid(ax, width_mm: float, height_mm: float) -> None:
     ax.set_yticks([])
 
 
-def _highlight(ax, highlight, width_mm, y0, y1, color=(1.0, 0.55, 0.0)):
-    """Shade the background of [y0, y1] where a per-sample score is in the top half of its range:
-    the stronger the match, the deeper the shade; weaker stretches stay unshaded."""
-    h = np.asarray(highlight, dtype=float)
-    low, high = np.median(h), h.max()
-    alpha = np.clip((h - low) / (high - low), 0, 1) * 0.55 if high > low else np.zeros_like(h)
+def _highlight(ax, similarity, x0, x1, y0, y1):
+    """Shade [x0, x1] x [y0, y1] by a per-sample similarity on an absolute scale (0 or less: none, 1:
+    full), so a weak match looks weak whatever the record."""
+    h = np.clip(np.asarray(similarity, dtype=float), 0, 1)
     rgba = np.zeros((1, len(h), 4))
-    rgba[..., :3] = color
-    rgba[0, :, 3] = alpha
-    ax.imshow(rgba, extent=(0, width_mm, y0, y1), aspect="auto", zorder=1, interpolation="bilinear")
+    rgba[..., :3] = MATCH
+    rgba[0, :, 3] = h * 0.5
+    ax.imshow(rgba, extent=(x0, x1, y0, y1), aspect="auto", zorder=1, interpolation="bilinear")
 
 
-def draw_12lead(ax, millivolts: np.ndarray, title: str = "", highlight=None, fs: int = FS) -> None:
-    """(12, T) millivolts in the standard layout: three rows of four 2.5 s columns (each column shows
-    its own quarter of the 10 s) and a full lead II rhythm strip at the bottom. highlight: (T,) score
-    drawn behind every row, aligned in time."""
+def _trace(ax, t_mm, y0, millivolts, half_mm):
+    """A trace around baseline y0, clipped at +-half_mm with the clipped samples marked in red."""
+    y = millivolts * MM_PER_MV
+    ax.plot(t_mm, y0 + np.clip(y, -half_mm, half_mm), color=TRACE, lw=0.6, zorder=3)
+    over = np.abs(y) > half_mm
+    if over.any():
+        ax.plot(t_mm[over], y0 + np.sign(y[over]) * half_mm, "|", color="red", ms=3, zorder=4)
+
+
+def _pulse(ax, y0):
+    """The 1 mV calibration pulse (10 mm high, 200 ms = 5 mm wide) in the row's left margin."""
+    x = [0.5, 1.0, 1.0, 6.0, 6.0, 6.5]
+    ax.plot(x, [y0, y0, y0 + MM_PER_MV, y0 + MM_PER_MV, y0, y0], color=TRACE, lw=0.8, zorder=3)
+
+
+def _label(ax, x, y, text):
+    ax.text(x, y, text, fontsize=8, zorder=5, va="top", bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none"))
+
+
+def draw_12lead(ax, millivolts: np.ndarray, title: str = "", highlight=None, fs: int = FS, lead_weights=None,
+                note: str = SIGNAL_NOTE) -> None:
+    """(12, T) millivolts as printed: three rows of four 2.5 s columns (each column its own quarter of the
+    10 s) and a full lead II rhythm strip, with a calibration pulse per row and the speed and gain
+    printed. highlight: (T,) similarity of a prototype along the record (absolute scale, all rows).
+    lead_weights: (12,) 0-1, shading each lead's box by how much that lead carries the match."""
     n = millivolts.shape[-1]
-    width = n / fs * MM_PER_S
-    height = ROW_MM * 4 + 5
+    width = PULSE_MM + n / fs * MM_PER_S
+    height = ROW_MM * 4 + 6
     _grid(ax, width, height)
     if highlight is not None:
-        _highlight(ax, highlight, width, 0, height)
-    t_mm = np.arange(n) / fs * MM_PER_S
+        _highlight(ax, highlight, PULSE_MM, width, 0, height)
+    t_mm = PULSE_MM + np.arange(n) / fs * MM_PER_S
     quarter = n // 4
+    half = ROW_MM / 2 - 1
     for r, row in enumerate(LAYOUT):
-        y0 = height - ROW_MM * (r + 0.6)
+        y0 = height - ROW_MM * (r + 0.5)
+        _pulse(ax, y0)
         for col, lead in enumerate(row):
             sl = slice(col * quarter, (col + 1) * quarter + (1 if col < 3 else 0))
-            ax.plot(t_mm[sl], y0 + millivolts[LEADS.index(lead), sl] * MM_PER_MV, color=TRACE, lw=0.6, zorder=2)
-            ax.text(t_mm[col * quarter] + 1, y0 + 9, DISPLAY_NAME.get(lead, lead), fontsize=7, zorder=3)
+            x0, x1 = t_mm[col * quarter], t_mm[min((col + 1) * quarter, n - 1)]
+            if lead_weights is not None:
+                ax.add_patch(plt.Rectangle((x0, y0 - ROW_MM / 2), x1 - x0, ROW_MM, color=LEAD, zorder=1,
+                                           alpha=0.35 * float(np.clip(lead_weights[LEADS.index(lead)], 0, 1)), lw=0))
+            _trace(ax, t_mm[sl], y0, millivolts[LEADS.index(lead), sl], half)
+            _label(ax, x0 + 1, y0 + ROW_MM / 2 - 1, DISPLAY_NAME.get(lead, lead))
             if col:
-                ax.plot([t_mm[col * quarter]] * 2, [y0 - 4, y0 + 4], color=TRACE, lw=0.8, zorder=2)
-    y0 = ROW_MM * 0.5
-    ax.plot(t_mm, y0 + millivolts[LEADS.index("II")] * MM_PER_MV, color=TRACE, lw=0.6, zorder=2)
-    ax.text(1, y0 + 9, "II", fontsize=7, zorder=3)
+                ax.plot([x0] * 2, [y0 - 4, y0 + 4], color=TRACE, lw=0.8, zorder=3)
+    y0 = ROW_MM * 0.5 + 1
+    _pulse(ax, y0)
+    _trace(ax, t_mm, y0, millivolts[LEADS.index("II")], half)
+    _label(ax, PULSE_MM + 1, y0 + ROW_MM / 2 - 1, "II")
+    ax.text(width, -2, f"{MM_PER_S:g} mm/s, {MM_PER_MV:g} mm/mV; {note}" +
+            ("; orange: where the prototype matches (similarity 0-1)" if highlight is not None else "") +
+            ("; blue: the leads that carry the match" if lead_weights is not None else ""),
+            fontsize=7, ha="right", va="top")
     if title:
         ax.set_title(title, fontsize=9, loc="left")
 
 
 def draw_strip(ax, trace: np.ndarray, title: str = "", highlight=None, fs: int = FS, lead: str = "II") -> None:
-    """One lead over the whole record on the clinical grid, with an optional highlight."""
+    """One lead over the whole record on the clinical grid, with its calibration pulse, clipping marks
+    and an optional similarity shading (absolute scale)."""
     n = len(trace)
-    width, height = n / fs * MM_PER_S, 30.0
+    width, height = PULSE_MM + n / fs * MM_PER_S, 30.0
     _grid(ax, width, height)
     if highlight is not None:
-        _highlight(ax, highlight, width, 0, height)
-    ax.plot(np.arange(n) / fs * MM_PER_S, height / 2 + np.clip(trace, -1.5, 1.5) * MM_PER_MV,
-            color=TRACE, lw=0.6, zorder=2)
-    ax.text(1, height - 5, lead, fontsize=7, zorder=3)
+        _highlight(ax, highlight, PULSE_MM, width, 0, height)
+    _pulse(ax, height / 2 - 5)
+    _trace(ax, PULSE_MM + np.arange(n) / fs * MM_PER_S, height / 2 - 5, np.asarray(trace), height / 2 - 6)
+    _label(ax, PULSE_MM + 1, height - 1, DISPLAY_NAME.get(lead, lead))
     if title:
         ax.set_title(title, fontsize=8, loc="left")
 
@@ -98,16 +133,18 @@ def figure_for(rows_12lead: int, rows_strip: int = 0, strip_columns: int = 1):
 
 
 def save(fig, path) -> None:
-    fig.savefig(path, dpi=80, bbox_inches="tight", format="png")
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", format="png")
     plt.close(fig)
 
 
-def draw_explanation(path, millivolts, title, entries, local, max_labels: int, top: int, source=None) -> None:
+def draw_explanation(path, millivolts, title, entries, local, max_labels: int, top: int, source=None,
+                     lead_weights=None) -> None:
     """One explained ECG: the 12-lead record (highlighted where its leading prototype matches), then per
     explained label its strongest evidence for and against (a strip each: where the prototype matches in
     this ECG, left, and, when `source(prototype_index)` returns (lead II millivolts, its codes, its
     highlight), in its source training ECG, right), with the rest of the logit in the title.
-    entries: explain() output for this ECG; local: (P, T) where_it_matches."""
+    entries: explain() output for this ECG; local: (P, T) where_it_matches; lead_weights: (12,) 0-1
+    lead attribution of the leading prototype, shading the lead boxes of the 12-lead panel."""
     called = sorted((e for e in entries if e["called"]), key=lambda e: -e["probability"])
     shown = called[:max_labels] or [max(entries, key=lambda e: e["probability"] - e["threshold"])]
     said = (", ".join(f"{e['label']} {e['probability']:.2f} (threshold {e['threshold']:.2f})" for e in called)
@@ -116,8 +153,10 @@ def draw_explanation(path, millivolts, title, entries, local, max_labels: int, t
     columns = 2 if source else 1
     fig, grid = figure_for(1, rows_strip=max(len(picked), 1), strip_columns=columns)
     lead = shown[0]["evidence_for"] or shown[0]["prototypes"]
-    draw_12lead(fig.add_subplot(grid[0, :]), millivolts, f"{title}. Called: {said}",
-                local[lead[0]["index"]] if lead else None)
+    draw_12lead(fig.add_subplot(grid[0, :]), millivolts,
+                f"{title}. Called: {said}" + (f"\nShading: prototype {lead[0]['index']} ({lead[0]['class']}), the "
+                                              "leading evidence" if lead else ""),
+                local[lead[0]["index"]] if lead else None, lead_weights=lead_weights)
     row = 1
     for entry, proto in picked:
         j = proto["index"]

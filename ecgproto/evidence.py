@@ -70,3 +70,20 @@ def interpolate_steps(local: np.ndarray, n_samples: int) -> np.ndarray:
     hi = np.minimum(lo + 1, steps - 1)
     frac = pos - lo
     return local[..., lo] * (1 - frac) + local[..., hi] * frac
+
+
+def lead_attribution(outputs, x: np.ndarray, prototype: int) -> np.ndarray:
+    """(12,) how much each lead carries a prototype's match: the drop in its similarity when that lead
+    alone is blanked (set to 0, the training mean after scaling). outputs: a runner's outputs function;
+    x: one preprocessed ECG (1, 12, T)."""
+    batch = np.repeat(np.asarray(x, dtype=np.float32), x.shape[1] + 1, axis=0)
+    for lead in range(x.shape[1]):
+        batch[lead + 1, lead] = 0.0
+    sims = outputs(batch)["sims"][:, prototype]
+    return sims[0] - sims[1:]
+
+
+def lead_shading(drops: np.ndarray) -> np.ndarray:
+    """Lead attribution scaled 0-1 for drawing (the largest drop = 1; leads that raise the match: 0)."""
+    drops = np.clip(np.asarray(drops, dtype=float), 0, None)
+    return drops / drops.max() if drops.max() > 0 else drops

@@ -44,7 +44,7 @@ def metadata(model, state: dict) -> dict:
             "prototype_source": model.prototype_source.tolist(),
             "groups": duplicate_groups(model, state.get("explain", {}).get("duplicate_cosine", 1.1)),
             "calibration": state.get("calibration"), "guard": state.get("guard"),
-            "familiarity": state.get("familiarity")}
+            "familiarity": state.get("familiarity"), "cooccurrence": state.get("cooccurrence")}
 
 
 def onnx_bytes(model, n_samples: int = 1000) -> bytes:

@@ -7,11 +7,13 @@ from .ptbxl import CODE_NAMES
 WHY_NOT = 2  # labels not called that are explained anyway: the closest to their threshold
 
 
-def as_dict(record: str, entries: list, verdict: dict, calibrated: bool) -> dict:
+def as_dict(record: str, entries: list, verdict: dict, calibrated: bool, rate: dict, remarks: list) -> dict:
     """The JSON document: the verdict, and the labels only when the ECG can be read."""
     readable = verdict["reliable"] is not False
     return {"record": record, "reliable": verdict["reliable"], "reasons": verdict["reasons"],
             "familiarity_percentile": verdict["familiarity_percentile"], "calibrated": calibrated,
+            "heart_rate_per_min": rate["rate_per_min"], "rr_variation": rate["rr_variation"],
+            "remarks": remarks if readable else [],
             "called": [e["label"] for e in entries if e["called"]] if readable else [],
             "labels": entries if readable else []}
 
@@ -34,8 +36,10 @@ def _lines_for(e: dict) -> list:
     return lines
 
 
-def as_text(record: str, entries: list, verdict: dict, calibrated: bool) -> str:
-    lines = [f"record {record}"]
+def as_text(record: str, entries: list, verdict: dict, calibrated: bool, rate: dict, remarks: list) -> str:
+    measured = (f"heart rate {rate['rate_per_min']:g}/min, RR variation {rate['rr_variation']:.0%} (measured from the "
+                "signal)" if rate["rate_per_min"] is not None else "no heart rate: fewer than 3 beats found")
+    lines = [f"record {record}: {measured}"]
     if not calibrated:
         lines.append("note: this model file has no calibration (an older version): probabilities are "
                      "sigmoid(logit) and every threshold is 0.5")
@@ -48,6 +52,7 @@ def as_text(record: str, entries: list, verdict: dict, calibrated: bool) -> str:
         lines.append(f"signal checks passed; familiarity: percentile {verdict['familiarity_percentile']:g} of the "
                      "training ECGs' best prototype similarity")
     called = sorted((e for e in entries if e["called"]), key=lambda e: -e["probability"])
+    lines += [f"REMARK: {r}" for r in remarks]
     if called:
         lines.append("Called: " + ", ".join(_name(e["label"]) for e in called))
         for e in called:

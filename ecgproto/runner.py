@@ -15,9 +15,10 @@ class Runner:
     layer, prototype classes, sources and near-copy groups (export.metadata's keys). outputs(x) on
     preprocessed ECGs -> {'logits'} and, for a prototype model, 'sims' and 'local' (N, P, T/32)."""
 
-    def __init__(self, meta: dict, outputs, explainable: bool):
+    def __init__(self, meta: dict, outputs, explainable: bool, source_ecgs=None, source_codes=None):
         self.meta, self.outputs, self.explainable = meta, outputs, explainable
         self.labels = meta["labels"]
+        self.source_ecgs, self.source_codes = source_ecgs, source_codes  # (P, 12, T) preprocessed, or None
 
     def active(self) -> np.ndarray:
         return np.asarray([g >= 0 for g in self.meta["groups"]])
@@ -63,4 +64,6 @@ def _torch_runner(path: Path, require_prototypes: bool) -> Runner:
         logits, sims, local = (np.concatenate([p[k] for p in parts]) for k in range(3))
         return {"logits": logits, "sims": sims, "local": local, "probs": 1 / (1 + np.exp(-logits))}
 
-    return Runner(metadata(model, state), outputs, True)
+    sources = state.get("source_signals")
+    return Runner(metadata(model, state), outputs, True,
+                  None if sources is None else sources.float().numpy(), state.get("source_codes"))

@@ -38,9 +38,16 @@ def main(params):
     calib = calibration.fit(predict(model, val.signals, dev)["logits"], val.labels, meta["folds"]["val"])
     train_best = best_similarity(predict(model, train.signals, dev)["sims"], model.active().bool().cpu().numpy())
     reference = familiarity_reference(train_best, params.guard.familiarity_percentile)
+    # the few source ECGs of the prototypes travel with the model, so `ecgproto explain --plot` can show
+    # them with no training data at hand (float16: half the size, far below the grid's resolution)
+    codes = [" ".join(c for c, v in zip(meta["labels"], train.labels[row]) if v > 0) if row is not None else ""
+             for row in (train.row_of().get(s) for s in model.prototype_source.tolist())]
     save_checkpoint(Path("models/final.pt"), model, meta, classifier_retrain=params.classifier.retrain,
                     calibration=calib, familiarity=reference, guard=dataclasses.asdict(params.guard),
-                    explain={"duplicate_cosine": params.explain.duplicate_cosine})
+                    explain={"duplicate_cosine": params.explain.duplicate_cosine},
+                    source_signals=torch.from_numpy(source_signals(model, train, str(path))).half(),
+                    source_codes=codes, cooccurrence={a: dict(zip(meta["labels"], row)) for a, row in
+                                                      zip(meta["labels"], meta["cooccurrence"])})
     return summary
 
 

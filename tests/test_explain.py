@@ -164,7 +164,7 @@ def test_explain_cli_on_a_real_record_prints_json_of_the_stated_shape(model_file
     assert (tmp_path / "case.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["explain", str(record), "--model", str(model_file)]) == 0
     text = capsys.readouterr().out
-    assert text.splitlines()[0] == "record 00001_lr"
+    assert text.splitlines()[0].startswith("record 00001_lr: heart rate ")
     assert "has no calibration (an older version)" in text and "has no guard" in text
     assert "Why not (the closest labels not called):" in text
 
@@ -317,3 +317,37 @@ def test_the_real_sample_records_pass_the_signal_checks(guarded_model_file):
     records = sorted((SAMPLE / "records100").rglob("*.hea"))
     problems = [signal_problems(read_ecg(r.with_suffix(""))[0], dataclasses.asdict(PARAMS.guard)) for r in records]
     assert len(records) == 10 and sum(not p for p in problems) >= 9
+
+
+def test_lead_attribution_of_a_prototype_built_from_one_lead_is_largest_on_that_lead():
+    from ecgproto.evidence import lead_attribution, lead_shading
+    from ecgproto.inference import predict
+    from ecgproto.ptbxl import LEADS
+
+    model = small_model(seed=4)
+    t = np.arange(1000) / 100
+    x = np.zeros((1, 12, 1000), np.float32)
+    v1 = LEADS.index("V1")
+    x[0, v1] = 2 * np.sin(2 * np.pi * 1.3 * t) + np.sin(2 * np.pi * 7 * t)  # a pattern in V1 only
+    with torch.no_grad():
+        model.prototypes[5] = model.latent(torch.from_numpy(x))[0]  # prototype 5 := this ECG
+    drops = lead_attribution(lambda b: predict(model, b, "cpu"), x, 5)
+    assert drops.shape == (12,) and int(np.argmax(drops)) == v1 and drops[v1] > 0
+    assert lead_shading(drops)[v1] == 1.0
+
+
+@needs_sample
+def test_a_called_label_that_the_measured_rate_contradicts_gets_a_remark(tmp_path, capsys):
+    """Constructed: a calibration that always calls STACH, on the real sample record 2 (SBRAD)."""
+    n = len(LABELS)
+    stach = list(LABELS).index("STACH")
+    intercept = [-100.0] * n
+    intercept[stach] = 100.0
+    path = tmp_path / "always_stach.pt"
+    save_checkpoint(path, small_model(), META, calibration={"slope": [0.0] * n, "intercept": intercept,
+                                                            "threshold": [0.5] * n, "fitted": [True] * n,
+                                                            "fitted_on": "constructed"})
+    assert main(["explain", str(SAMPLE / "records100/00000/00002_lr"), "--model", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["called"] == ["STACH"] and doc["heart_rate_per_min"] < 60
+    assert any(r.startswith("STACH is called, but the measured rate is") for r in doc["remarks"])

@@ -102,6 +102,10 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     assert "retrained the add-on and the last layer with every prototype tied to its source ECG" in text
     for figure in ("figures/roc.png", "figures/curves.png", "explain/gallery/AFIB.png"):
         assert f"]({figure})" in text and (workspace / "reports" / figure).is_file()
+    # the prototypes' source ECGs travel in the model file and are the training ECGs they came from
+    stored = final["source_signals"].float().numpy()
+    np.testing.assert_allclose(stored[sourced], np.asarray(train.signals)[rows], atol=2e-2, rtol=1e-2)
+    assert len(final["source_codes"]) == len(sources)
     # the exported ONNX model: the same logits on the test fold (1e-4) and the same calls
     from ecgproto.calibration import apply
     from ecgproto.deployed import DeployedModel

@@ -1,0 +1,35 @@
+"""Heart rate from the signal, checked against wfdb's GQRS detector, and the remarks it feeds."""
+import numpy as np
+import pytest
+
+from conftest import SAMPLE, needs_sample
+from ecgproto.preprocessing import read_ecg
+from ecgproto.rhythm import heart_rate, remarks
+
+
+@needs_sample
+def test_the_rate_agrees_with_wfdb_gqrs_on_the_real_sample_and_record_2_is_bradycardic():
+    import wfdb.processing
+
+    records = sorted((SAMPLE / "records100").rglob("*.hea"))  # the 10 records the sample holds
+    assert len(records) == 10
+    for name in records:
+        millivolts, _ = read_ecg(name.with_suffix(""))
+        ours = heart_rate(millivolts)["rate_per_min"]
+        beats = wfdb.processing.gqrs_detect(millivolts[1].astype(float), fs=100)
+        theirs = 60 / np.median(np.diff(beats) / 100)
+        assert ours == pytest.approx(theirs, abs=5), name
+    assert heart_rate(read_ecg(SAMPLE / "records100/00000/00002_lr")[0])["rate_per_min"] < 60  # SBRAD
+
+
+def test_remarks_name_a_label_the_rate_contradicts_and_a_pair_never_seen_together():
+    rate = {"beats": 11, "rate_per_min": 62.0, "rr_variation": 0.02}
+    said = remarks(["STACH", "AFIB"], rate, {"STACH": {"AFIB": 0.0}, "AFIB": {"STACH": 0.0}})
+    assert any("STACH is called, but the measured rate is 62/min" in s for s in said)
+    assert any("AFIB is called, but the RR intervals are regular" in s for s in said)
+    assert any("STACH and AFIB never occur together" in s for s in said)
+    assert remarks(["SR"], rate, {"SR": {}}) == []
+
+
+def test_a_flat_line_has_no_rate():
+    assert heart_rate(np.zeros((12, 1000)))["rate_per_min"] is None
