@@ -6,15 +6,15 @@ contents are validated (kind, architecture, labels, preprocessing, finite weight
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 
-from . import calibration
+from . import calibration, quality
 from .errors import ModelError
 from .files import atomic_path
 from .model import build
+from .preprocessing import MAX_FILTER_ORDER, usable_preprocessing
 from .ptbxl import LABELS
 
 REQUIRED = ("kind", "config", "state_dict", "labels", "preprocessing")
@@ -33,15 +33,27 @@ def save_checkpoint(path: Path, model, meta: dict, **extra) -> None:
 
 
 def _check_preprocessing(path, prep) -> None:
-    try:
-        values = [float(prep["highpass_hz"]), float(prep["filter_order"]),
-                  *map(float, prep["scaler"]["mean"]), *map(float, prep["scaler"]["std"])]
-        ok = len(prep["scaler"]["mean"]) == len(prep["scaler"]["std"]) == 12 and min(prep["scaler"]["std"]) > 0
-    except (KeyError, TypeError, ValueError):
-        ok, values = False, []
-    if not ok or not all(math.isfinite(v) for v in values):
-        raise ModelError(f"{path}: preprocessing {prep!r} is not usable; expected highpass_hz, filter_order and a "
-                         "12-lead scaler (finite mean, positive finite std)")
+    if not usable_preprocessing(prep):
+        raise ModelError(f"{path}: preprocessing {str(prep)[:200]} is not usable; expected 0 < highpass_hz < 50, an "
+                         f"integer filter_order 1-{MAX_FILTER_ORDER} and a 12-lead scaler (finite mean, positive "
+                         "finite std)")
+
+
+def _check_extras(path, state: dict, n_protos: int, n_labels: int) -> None:
+    """The final model's guard, familiarity, source ECGs and co-occurrence, when present: the right types,
+    shapes and finite numbers (anything else is refused by name, never used)."""
+    problems = quality.malformed(state.get("guard"), state.get("familiarity"), state.get("cooccurrence"), n_labels)
+    signals = state.get("source_signals")
+    if signals is not None and not (isinstance(signals, torch.Tensor) and signals.dim() == 3
+                                    and signals.shape[:2] == (n_protos, 12) and torch.isfinite(signals).all()):
+        problems.append("source_signals")
+    codes = state.get("source_codes")
+    if codes is not None and not (isinstance(codes, list) and len(codes) == n_protos
+                                  and all(isinstance(c, str) for c in codes)):
+        problems.append("source_codes")
+    if problems:
+        raise ModelError(f"{path}: malformed {', '.join(problems)} (wrong type, shape or non-finite values); "
+                         "retrain with `dvc repro` or use another model file")
 
 
 def load_checkpoint(path: Path, device="cpu", require_prototypes: bool = False):
@@ -82,6 +94,8 @@ def load_checkpoint(path: Path, device="cpu", require_prototypes: bool = False):
     _check_preprocessing(path, state["preprocessing"])
     if state.get("calibration") is not None:
         calibration.check(state["calibration"], n_out, str(path))
+    if state["kind"] == "prototype":
+        _check_extras(path, state, len(model.prototypes), n_out)
     if require_prototypes and state["kind"] != "prototype":
         raise ModelError(f"{path}: a {state['kind']!r} model has no prototypes to explain with; "
                          "use a prototype model such as models/final.pt")

@@ -65,7 +65,8 @@ class PrepareParams:
                               f"allowed codes are {list(LABELS)}")
         if not 0 < self.highpass_hz < 50:
             raise ConfigError(f"prepare.highpass_hz = {self.highpass_hz}: expected 0 < value < 50 (Nyquist at 100 Hz)")
-        _at_least("prepare.filter_order", self.filter_order, 1)
+        if not 1 <= self.filter_order <= 8:
+            raise ConfigError(f"prepare.filter_order = {self.filter_order}: expected 1-8")
         for key in ("train_folds", "val_folds", "test_folds"):
             folds = getattr(self, key)
             if not folds or any(not isinstance(f, int) or not 1 <= f <= 10 for f in folds):

@@ -13,6 +13,8 @@ import numpy as np
 
 from .calibration import check as check_calibration
 from .errors import ModelError
+from .preprocessing import usable_preprocessing
+from .quality import malformed
 
 FORMAT = "ecgproto-onnx-1"
 
@@ -65,4 +67,7 @@ def _checked(raw, path) -> dict:
         raise ModelError(f"{path}: ecgproto metadata with missing, mis-shaped or non-finite values")
     if meta.get("calibration") is not None:
         check_calibration(meta["calibration"], len(labels), str(path))
+    problems = malformed(meta.get("guard"), meta.get("familiarity"), meta.get("cooccurrence"), len(labels))
+    if problems or not usable_preprocessing(meta["preprocessing"]):
+        raise ModelError(f"{path}: malformed {', '.join(problems) or 'preprocessing'} in the ecgproto metadata")
     return meta

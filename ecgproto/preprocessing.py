@@ -10,6 +10,8 @@ from .errors import RecordError
 from .filters import LeadScaler, highpass
 from .ptbxl import FS, read_header, read_record
 
+MAX_FILTER_ORDER = 8  # as config.py allows: a huge order read from a model file would stall the filter design
+
 
 def read_ecg(path) -> tuple:
     """A WFDB record (path without extension) as ((12, 1000) millivolts at 100 Hz, note or None).
@@ -43,3 +45,16 @@ def to_millivolts(prepared: np.ndarray, preprocessing: dict) -> np.ndarray:
     """Undo the scaler (not the filter) so that prepared signals can be drawn in millivolts."""
     scaler = LeadScaler.from_dict(preprocessing["scaler"])
     return np.asarray(prepared) * scaler.std[:, None] + scaler.mean[:, None]
+
+
+def usable_preprocessing(prep) -> bool:
+    """A model file's preprocessing: 0 < highpass_hz < 50, an integer filter order 1-8, a 12-lead scaler with
+    finite means and positive finite standard deviations."""
+    try:
+        order = prep["filter_order"]
+        return (0 < float(prep["highpass_hz"]) < 50 and isinstance(order, int) and not isinstance(order, bool)
+                and 1 <= order <= MAX_FILTER_ORDER and len(prep["scaler"]["mean"]) == len(prep["scaler"]["std"]) == 12
+                and all(np.isfinite(float(v)) for v in prep["scaler"]["mean"])
+                and all(np.isfinite(float(v)) and float(v) > 0 for v in prep["scaler"]["std"]))
+    except (KeyError, TypeError, ValueError):
+        return False

@@ -9,10 +9,13 @@ Two kinds of check, with thresholds from params.yaml's `guard` section that trav
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .ptbxl import FS, LEADS
 
+GUARD_KEYS = {"flat_mv", "clip_share", "noise_ratio", "familiarity_percentile"}
 NOISE_BAND_HZ = 35.0  # above it a 100 Hz ECG holds little but noise (the QRS lives mostly below 25 Hz)
 
 
@@ -76,3 +79,29 @@ def verdict(millivolts: np.ndarray, best_sim: float, guard: dict | None, referen
         reasons.append(f"unlike the training ECGs: best prototype similarity {best_sim:.2f} is below the "
                        f"{reference['percentile']:g}th percentile of the training ECGs' ({reference['cutoff']:.2f})")
     return {"reliable": not reasons, "reasons": reasons, "familiarity_percentile": percentile}
+
+
+def _finite_numbers(values) -> bool:
+    try:
+        return all(math.isfinite(float(v)) for v in values)
+    except (TypeError, ValueError):
+        return False
+
+
+def malformed(guard, familiarity, cooccurrence, n_labels: int) -> list:
+    """Names of the model-file entries (absent ones pass) that have the wrong type, shape or a
+    non-finite number: such an entry is refused, never used."""
+    problems = []
+    if guard is not None and not (isinstance(guard, dict) and set(guard) == GUARD_KEYS
+                                  and _finite_numbers(guard.values())):
+        problems.append("guard")
+    if familiarity is not None and not (
+            isinstance(familiarity, dict) and isinstance(familiarity.get("quantiles"), list)
+            and len(familiarity["quantiles"]) == 101 and _finite_numbers(familiarity["quantiles"])
+            and _finite_numbers([familiarity.get("cutoff"), familiarity.get("percentile")])):
+        problems.append("familiarity")
+    if cooccurrence is not None and not (
+            isinstance(cooccurrence, dict) and len(cooccurrence) == n_labels
+            and all(isinstance(row, dict) and _finite_numbers(row.values()) for row in cooccurrence.values())):
+        problems.append("cooccurrence")
+    return problems
