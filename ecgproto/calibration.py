@@ -50,6 +50,8 @@ def _best_f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
 def check(calibration, n_classes: int, where: str) -> None:
     """A calibration from a model file: the right length, finite numbers, thresholds in (0, 1)."""
     try:
+        if not isinstance(calibration, dict):
+            raise TypeError
         values = [np.asarray(calibration[k], dtype=np.float64) for k in ("slope", "intercept", "threshold")]
     except (KeyError, TypeError, ValueError):
         raise ModelError(f"{where}: calibration {calibration!r} is not usable") from None

@@ -51,6 +51,11 @@ def _check_extras(path, state: dict, n_protos: int, n_labels: int) -> None:
     if codes is not None and not (isinstance(codes, list) and len(codes) == n_protos
                                   and all(isinstance(c, str) for c in codes)):
         problems.append("source_codes")
+    settings = state.get("explain")
+    if settings is not None and not (isinstance(settings, dict) and set(settings) == {"duplicate_cosine"}
+                                     and isinstance(settings["duplicate_cosine"], (int, float))
+                                     and 0 < settings["duplicate_cosine"] <= 1.1):
+        problems.append("explain")
     if problems:
         raise ModelError(f"{path}: malformed {', '.join(problems)} (wrong type, shape or non-finite values); "
                          "retrain with `dvc repro` or use another model file")
@@ -62,13 +67,14 @@ def load_checkpoint(path: Path, device="cpu", require_prototypes: bool = False):
     if not path.is_file():
         raise ModelError(f"{path}: model file not found (train one with `dvc repro`; the final model is "
                          "models/final.pt)")
+    if path.suffix == ".onnx":
+        raise ModelError(f"{path}: an ONNX model; run it with --runtime onnx (or leave --runtime at auto)")
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # UnpicklingError for a disallowed object, others for a file that is no archive
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ModelError(f"{path}: refused: not a plain ecgproto model file (it may hold code, which is never "
-                         f"run; {type(exc).__name__}: {first[:200]})") from None
-    if not isinstance(state, dict) or any(k not in state for k in REQUIRED):
+        raise ModelError(f"{path}: refused: not a plain ecgproto model file ({type(exc).__name__}; a model file "
+                         "that would run code is never loaded)") from None
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED) or not isinstance(state["state_dict"], dict):
         raise ModelError(f"{path}: not an ecgproto model file (expected the keys {list(REQUIRED)})")
     weights = dict(state["state_dict"])
     if state["kind"] == "prototype" and "prototype_source" not in weights and "prototypes" in weights:

@@ -233,6 +233,8 @@ def _export(args) -> str:
     from .files import check_writable
 
     check_writable(Path(args.onnx), "--onnx")
+    if Path(args.onnx).suffix != ".onnx" or (Path(args.onnx).exists() and Path(args.onnx).samefile(args.model)):
+        raise ConfigError(f"--onnx {args.onnx}: expected a new file name ending in .onnx (never the model itself)")
     model, state = load_checkpoint(Path(args.model), require_prototypes=True)
     export_onnx(model, state, Path(args.onnx))
     size = Path(args.onnx).stat().st_size

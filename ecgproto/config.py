@@ -181,7 +181,8 @@ class GuardParams:
     familiarity_percentile: float  # below this percentile of the training ECGs' best similarity: unfamiliar
 
     def validate(self):
-        _positive("guard.flat_mv", self.flat_mv)
+        if not 0 < self.flat_mv < 1:
+            raise ConfigError(f"guard.flat_mv = {self.flat_mv}: expected a number between 0 and 1 (mV)")
         for key in ("clip_share", "noise_ratio"):
             if not 0 < getattr(self, key) < 1:
                 raise ConfigError(f"guard.{key} = {getattr(self, key)}: expected a number between 0 and 1")

@@ -6,13 +6,13 @@ shapes. A deployment needs the .onnx file and numpy, onnxruntime and this packag
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from .calibration import check as check_calibration
 from .errors import ModelError
+from .ptbxl import LABELS
 from .preprocessing import usable_preprocessing
 from .quality import malformed
 
@@ -40,6 +40,21 @@ class DeployedModel:
         self.labels = self.meta["labels"]
         self.weight = np.asarray(self.meta["last_layer_weight"], dtype=np.float64)
         self.active = np.asarray([g >= 0 for g in self.meta["groups"]])
+        self._check_graph(path)
+
+    def _check_graph(self, path) -> None:
+        """The graph must be the one the metadata describes: input `ecg`, our three outputs, C and P."""
+        n_labels, n_protos = self.weight.shape
+        try:
+            names = [o.name for o in self.session.get_outputs()]
+            out = self.session.run(None, {"ecg": np.zeros((1, 12, 1000), np.float32)})
+            ok = (names == ["logits", "similarities", "local_similarities"] and out[0].shape == (1, n_labels)
+                  and out[1].shape == (1, n_protos) and out[2].ndim == 3 and out[2].shape[:2] == (1, n_protos))
+        except Exception:  # onnxruntime's own errors for a graph with other inputs
+            ok = False
+        if not ok:
+            raise ModelError(f"{path}: the ONNX graph does not match its ecgproto metadata (expected input 'ecg' "
+                             f"and outputs logits ({n_labels}), similarities and local_similarities ({n_protos}))")
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> dict:
         parts = [self.session.run(None, {"ecg": np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32)})
@@ -58,9 +73,13 @@ def _checked(raw, path) -> dict:
     try:
         labels, weight = meta["labels"], np.asarray(meta["last_layer_weight"], dtype=np.float64)
         n_protos = len(meta["prototype_class"])
+        integer = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
         ok = (weight.shape == (len(labels), n_protos) and np.isfinite(weight).all()
+              and len(labels) == len(set(labels)) and all(c in LABELS for c in labels)
+              and all(c in labels for c in meta["prototype_class"])
               and len(meta["prototype_source"]) == len(meta["groups"]) == n_protos
-              and all(math.isfinite(float(v)) for v in meta["preprocessing"]["scaler"]["std"]))
+              and all(integer(s) and -1 <= s < 2 ** 31 for s in meta["prototype_source"])
+              and all(integer(g) and -1 <= g < n_protos for g in meta["groups"]))
     except (KeyError, TypeError, ValueError):
         ok = False
     if not ok:

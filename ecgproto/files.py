@@ -49,6 +49,15 @@ def sweep_stale(path: Path) -> list:
     return removed
 
 
+def _mode_for(path: Path) -> int:
+    """The existing file's mode, else 0666 less the umask."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _prefix(path: Path) -> str:
     return f".{path.name}.pid{os.getpid()}."
 
@@ -63,6 +72,7 @@ def atomic_path(path: Path):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600; the file gets the mode a plain open() would give
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -169,7 +169,12 @@ def read_record(path_without_ext: Path, fs: int = FS) -> np.ndarray:
         raise RecordError(f"{base}: NaN (missing) samples in lead {lead}")
     if (hdr.gain <= 0).any():
         raise RecordError(f"{base}: non-positive ADC gain {hdr.gain.tolist()}")
-    return ((digital - hdr.baseline[:, None]) / hdr.gain[:, None]).astype(np.float32)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        millivolts = ((digital - hdr.baseline[:, None]) / hdr.gain[:, None]).astype(np.float32)
+    if not np.isfinite(millivolts).all():
+        raise RecordError(f"{base}: gain {hdr.gain.min():g} and baseline give non-finite millivolts; expected a "
+                          "finite signal (PTB-XL's gain is 1000 per mV)")
+    return millivolts
 
 
 def write_record(path_without_ext: Path, millivolts: np.ndarray, fs: int = FS) -> None:

@@ -76,9 +76,17 @@ def verdict(millivolts: np.ndarray, best_sim: float, guard: dict | None, referen
     reasons = signal_problems(millivolts, guard)
     percentile, familiar = familiarity(best_sim, reference)
     if not familiar:
-        reasons.append(f"unlike the training ECGs: best prototype similarity {best_sim:.2f} is below the "
-                       f"{reference['percentile']:g}th percentile of the training ECGs' ({reference['cutoff']:.2f})")
+        reasons.append(f"unlike the training ECGs: best prototype similarity {best_sim:.2f} is below percentile "
+                       f"{reference['percentile']:g} of the training ECGs' ({reference['cutoff']:.2f})")
     return {"reliable": not reasons, "reasons": reasons, "familiarity_percentile": percentile}
+
+
+def _usable_familiarity(f) -> bool:
+    if not (isinstance(f, dict) and isinstance(f.get("quantiles"), list) and len(f["quantiles"]) == 101
+            and _finite_numbers(f["quantiles"]) and _finite_numbers([f.get("cutoff"), f.get("percentile")])):
+        return False
+    q = np.asarray(f["quantiles"], dtype=float)
+    return bool((np.diff(q) >= 0).all() and q[0] <= f["cutoff"] <= q[-1] and 0 <= f["percentile"] < 50)
 
 
 def _finite_numbers(values) -> bool:
@@ -93,13 +101,12 @@ def malformed(guard, familiarity, cooccurrence, n_labels: int) -> list:
     non-finite number: such an entry is refused, never used."""
     problems = []
     if guard is not None and not (isinstance(guard, dict) and set(guard) == GUARD_KEYS
-                                  and _finite_numbers(guard.values())):
-        problems.append("guard")
-    if familiarity is not None and not (
-            isinstance(familiarity, dict) and isinstance(familiarity.get("quantiles"), list)
-            and len(familiarity["quantiles"]) == 101 and _finite_numbers(familiarity["quantiles"])
-            and _finite_numbers([familiarity.get("cutoff"), familiarity.get("percentile")])):
-        problems.append("familiarity")
+                                  and _finite_numbers(guard.values()) and 0 < guard["flat_mv"] < 1
+                                  and 0 < guard["clip_share"] < 1 and 0 < guard["noise_ratio"] < 1
+                                  and 0 <= guard["familiarity_percentile"] < 50):
+        problems.append("guard (expected the ranges params.yaml allows)")
+    if familiarity is not None and not _usable_familiarity(familiarity):
+        problems.append("familiarity (expected 101 non-decreasing quantiles, the cut-off among them)")
     if cooccurrence is not None and not (
             isinstance(cooccurrence, dict) and len(cooccurrence) == n_labels
             and all(isinstance(row, dict) and _finite_numbers(row.values()) for row in cooccurrence.values())):

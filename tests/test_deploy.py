@@ -107,3 +107,20 @@ def test_an_onnx_file_without_our_metadata_is_refused(tmp_path, files):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="junk.onnx: not a usable ONNX model"):
         DeployedModel(tmp_path / "junk.onnx")
+
+
+def test_onnx_metadata_that_does_not_fit_the_graph_or_the_codes_is_refused(tmp_path, files):
+    import onnx
+
+    _, _, onnx_file = files
+    graph = onnx.load(str(onnx_file))
+    meta = json.loads(graph.metadata_props[0].value)
+    fewer = {**meta, "prototype_class": meta["prototype_class"][:4], "prototype_source": meta["prototype_source"][:4],
+             "groups": [0, 1, 2, -1], "last_layer_weight": [row[:4] for row in meta["last_layer_weight"]]}
+    for name, doc, message in [("fewer", fewer, "does not match its ecgproto metadata"),
+                               ("codes", {**meta, "labels": ["X" + c for c in meta["labels"]]}, "mis-shaped"),
+                               ("groups", {**meta, "groups": [999] * len(meta["groups"])}, "mis-shaped")]:
+        graph.metadata_props[0].value = json.dumps(doc)
+        onnx.save(graph, str(tmp_path / f"{name}.onnx"))
+        with pytest.raises(ModelError, match=message):
+            DeployedModel(tmp_path / f"{name}.onnx")

@@ -436,3 +436,46 @@ def test_an_older_model_file_with_sources_as_extras_still_loads(tmp_path):
     loaded, _ = load_checkpoint(tmp_path / "old.pt")
     assert loaded.prototype_source.tolist() == list(range(n))
     assert loaded.prototype_pruned.tolist() == [j % 2 == 1 for j in range(n)]
+
+
+# --- found by an independent audit of the model-file and record paths -------------------------
+
+def test_a_model_file_cannot_switch_the_guard_off_or_carry_malformed_entries(tmp_path):
+    good = {"flat_mv": 0.05, "clip_share": 0.03, "noise_ratio": 0.5, "familiarity_percentile": 1.0}
+    cases = {"guard": {**good, "flat_mv": 0.0}, "calibration": torch.zeros(3), "explain": "x",
+             "familiarity": {"quantiles": [float(v) for v in np.linspace(1, -1, 101)], "percentile": 1.0, "cutoff": 0.0}}
+    for key, value in cases.items():
+        save_checkpoint(tmp_path / f"{key}.pt", _small_model(), META, **{key: value})
+        with pytest.raises(ModelError, match=f"{key}.pt: "):
+            load_checkpoint(tmp_path / f"{key}.pt")
+    model = _small_model()
+    torch.save({"kind": "prototype", "config": model.config(), "state_dict": [1], "labels": list(LABELS),
+                "preprocessing": META}, tmp_path / "list.pt")
+    with pytest.raises(ModelError, match="list.pt: not an ecgproto model file"):
+        load_checkpoint(tmp_path / "list.pt")
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
+    with pytest.raises(ModelError, match="m.onnx: an ONNX model; run it with --runtime onnx"):
+        load_checkpoint(tmp_path / "m.onnx")
+
+
+def test_a_gain_that_gives_non_finite_millivolts_is_refused(tmp_path):
+    write_record(tmp_path / "rec", np.ones((12, 1000)))
+    header = (tmp_path / "rec.hea").read_text()
+    (tmp_path / "rec.hea").write_text(header.replace("1000.0(0)/mV", "1e-300(0)/mV", 1))
+    with pytest.raises(RecordError, match="rec: gain .* non-finite millivolts"):
+        read_record(tmp_path / "rec")
+
+
+def test_export_never_overwrites_its_model_and_outputs_keep_a_readable_mode(tmp_path, capsys):
+    model = tmp_path / "m.pt"
+    save_checkpoint(model, _small_model(), META)
+    before = model.read_bytes()
+    assert cli(["export", str(model), "--onnx", str(model)]) == 1
+    assert "never the model itself" in capsys.readouterr().err and model.read_bytes() == before
+    assert oct(model.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

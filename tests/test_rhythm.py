@@ -33,3 +33,19 @@ def test_remarks_name_a_label_the_rate_contradicts_and_a_pair_never_seen_togethe
 
 def test_a_flat_line_has_no_rate():
     assert heart_rate(np.zeros((12, 1000)))["rate_per_min"] is None
+
+
+def test_signals_without_beats_have_no_rate_and_noise_does_not_invent_beats():
+    t = np.arange(1000) / 100
+    rng = np.random.default_rng(0)
+    for name, mv in [("ramp", np.tile(np.linspace(-30, 30, 1000), (12, 1))),
+                     ("slow sine", np.tile(np.sin(2 * np.pi * 1.2 * t), (12, 1))),
+                     ("noise", rng.normal(0, 0.1, (12, 1000)))]:
+        assert heart_rate(mv)["rate_per_min"] is None, name
+
+
+@needs_sample
+def test_added_noise_leaves_the_rate_of_a_real_record():
+    millivolts, _ = read_ecg(SAMPLE / "records100/00000/00001_lr")
+    noisy = millivolts + np.random.default_rng(0).normal(0, 0.1, millivolts.shape)
+    assert heart_rate(noisy)["rate_per_min"] == pytest.approx(heart_rate(millivolts)["rate_per_min"], abs=3)
