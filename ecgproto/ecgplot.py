@@ -113,12 +113,13 @@ def draw_strip(ax, trace: np.ndarray, title: str = "", highlight=None, fs: int =
     """One lead over the whole record on the clinical grid, with its calibration pulse, clipping marks
     and an optional similarity shading (absolute scale)."""
     n = len(trace)
-    width, height = PULSE_MM + n / fs * MM_PER_S, 30.0
+    width, height = PULSE_MM + n / fs * MM_PER_S, ROW_MM
+    baseline = ROW_MM / 2  # +-1.9 mV as in the 12-lead rows before a sample is clipped (and marked)
     _grid(ax, width, height)
     if highlight is not None:
         _highlight(ax, highlight, PULSE_MM, width, 0, height)
-    _pulse(ax, height / 2 - 5)
-    _trace(ax, PULSE_MM + np.arange(n) / fs * MM_PER_S, height / 2 - 5, np.asarray(trace), height / 2 - 6)
+    _pulse(ax, baseline)
+    _trace(ax, PULSE_MM + np.arange(n) / fs * MM_PER_S, baseline, np.asarray(trace), baseline - 1)
     _label(ax, PULSE_MM + 1, height - 1, DISPLAY_NAME.get(lead, lead))
     if title:
         ax.set_title(title, fontsize=8, loc="left")
@@ -126,8 +127,8 @@ def draw_strip(ax, trace: np.ndarray, title: str = "", highlight=None, fs: int =
 
 def figure_for(rows_12lead: int, rows_strip: int = 0, strip_columns: int = 1):
     """A figure tall enough for `rows_12lead` 12-lead panels and `rows_strip` rows of strips."""
-    heights = [1.0] * rows_12lead + [0.26] * rows_strip
-    fig = plt.figure(figsize=(11, 5.6 * rows_12lead + 1.9 * rows_strip))
+    heights = [1.0] * rows_12lead + [0.3] * rows_strip
+    fig = plt.figure(figsize=(11, 5.6 * rows_12lead + 2.3 * rows_strip))
     grid = fig.add_gridspec(len(heights), strip_columns, height_ratios=heights, hspace=0.35, wspace=0.05)
     return fig, grid
 
@@ -161,11 +162,11 @@ def draw_explanation(path, millivolts, title, entries, local, max_labels: int, t
     for entry, proto in picked:
         j = proto["index"]
         side = "for" if proto["contribution"] > 0 else "AGAINST"
-        copies = f" (x{proto['stands_for']} near-copies)" if proto.get("stands_for", 1) > 1 else ""
+        copies = f", x{proto['stands_for']} near-copies" if proto.get("stands_for", 1) > 1 else ""
         draw_strip(fig.add_subplot(grid[row, 0]), millivolts[LEADS.index("II")],
-                   f"{entry['label']} logit {entry['logit']:+.2f} (rest {entry['rest']:+.2f}); {side}: prototype {j} "
-                   f"({proto['class']}){copies} sim {proto['similarity']:.2f} x weight {proto['weight']:+.2f} = "
-                   f"{proto['contribution']:+.2f}", local[j])
+                   f"{entry['label']} (logit {entry['logit']:+.2f}, rest {entry['rest']:+.2f}): {side}, prototype {j} "
+                   f"({proto['class']}{copies})\nsimilarity {proto['similarity']:.2f} x weight {proto['weight']:+.2f} = "
+                   f"{proto['contribution']:+.2f}; this ECG", local[j])
         if source:
             ax = fig.add_subplot(grid[row, 1])
             found = source(j) if proto["source_ecg_id"] >= 0 else None
@@ -174,6 +175,6 @@ def draw_explanation(path, millivolts, title, entries, local, max_labels: int, t
                 ax.text(0.5, 0.5, "source ECG not available", ha="center", transform=ax.transAxes)
             else:
                 trace, codes, highlight = found
-                draw_strip(ax, trace, f"its source: training ECG {proto['source_ecg_id']} ({codes})", highlight)
+                draw_strip(ax, trace, f"\nits source: training ECG {proto['source_ecg_id']} ({codes})", highlight)
         row += 1
     save(fig, path)

@@ -11,6 +11,8 @@ import numpy as np
 from .calibration import apply as calibrate
 from .calibration import thresholds
 
+SHOWN = 0.005  # smaller contributions (0.00 at two decimals) stay in the rest instead of being listed
+
 
 def _grouped(n, c, sims, weight, contributions, groups, proto_class, sources):
     """One entry per group of near-copies for label c of ECG n: the largest member speaks for it, the
@@ -44,8 +46,8 @@ def split_logits(logits: np.ndarray, sims: np.ndarray, weight: np.ndarray, proto
         for c, label in enumerate(labels):
             evidence = sorted(_grouped(n, c, sims, weight, contributions, groups, proto_class, sources),
                               key=lambda e: -e["contribution"])
-            pro = [e for e in evidence if e["contribution"] > 0][:top]
-            con = [e for e in evidence if e["contribution"] < 0][::-1][:top]
+            pro = [e for e in evidence if e["contribution"] >= SHOWN][:top]
+            con = [e for e in evidence if e["contribution"] <= -SHOWN][::-1][:top]
             if top is None:
                 pro, con = evidence, []
             shown = sum(e["contribution"] for e in pro + con)
