@@ -113,60 +113,105 @@ def _top(value: str):
 
 def _explain(args) -> str:
     """One record: first whether it can be read, then every label's calibrated probability and threshold,
-    and both sides of the logit of the called labels and of the closest labels not called."""
+    and both sides of the logit of the called labels and of the closest labels not called. Several
+    records or folders: a JSON and a figure per record into --out-dir, the model run in batches."""
     import json
 
     from . import readout
-    from .evidence import interpolate_steps, lead_attribution, lead_shading, split_logits
-    from .filters import highpass
-    from .files import check_writable
-    from .preprocessing import preprocess, read_ecg, to_millivolts
-    from .quality import best_similarity, verdict
-    from .rhythm import heart_rate, remarks
+    from .files import atomic_path, check_writable
+    from .preprocessing import preprocess, read_ecg
     from .runner import open_model
 
+    many = len(args.record) > 1 or any(Path(r).is_dir() for r in args.record)
+    if many and not args.out_dir:
+        raise ConfigError("several records or a folder: give --out-dir, where a JSON and a figure per record go")
     if args.plot:
         check_writable(Path(args.plot), "--plot")
+    records = _records_in(args.record)
+    if many:
+        out_dir = Path(args.out_dir)
+        try:
+            out_dir.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--out-dir {out_dir}: cannot create it ({exc.strerror})") from None
+        check_writable(out_dir / "x", "--out-dir")
+        names = [r.name for r in records]
+        if len(set(names)) != len(names):
+            raise ConfigError("--out-dir: two records share a name; explain them in separate runs")
     runner = open_model(Path(args.model), args.runtime, require_prototypes=True)
     if not runner.explainable:
         raise ConfigError(f"{args.model}: a model without prototypes has nothing to explain with; use models/final.pt")
+    texts = []
+    for start in range(0, len(records), 64):
+        chunk = records[start:start + 64]
+        read = [read_ecg(r) for r in chunk]
+        for _, note in read:
+            if note:
+                print(note, file=sys.stderr)
+        millivolts = np.stack([signal for signal, _ in read])
+        x = preprocess(millivolts, runner.meta["preprocessing"])
+        out = runner.outputs(x)
+        for n, record in enumerate(chunk):
+            one = {k: v[n:n + 1] for k, v in out.items()}
+            explained = _explained(runner, millivolts[n], one, args.top)
+            doc = readout.as_dict(record.name, *explained)
+            if many or args.plot:
+                _plot(runner, millivolts[n], x[n:n + 1], one, explained[0], doc, args.top,
+                      out_dir / f"{record.name}.png" if many else Path(args.plot))
+            if many:
+                with atomic_path(out_dir / f"{record.name}.json") as tmp:
+                    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+            elif args.json:
+                texts.append(json.dumps(doc, indent=2, allow_nan=False))
+            else:
+                texts.append(readout.as_text(record.name, *explained))
+    if many:
+        return f"wrote a JSON and a figure for each of {len(records)} records to {out_dir}"
+    return "\n".join(texts)
+
+
+def _explained(runner, millivolts, out, top) -> tuple:
+    """(entries, verdict, calibrated, rate, remarks) for one ECG from the model's outputs."""
+    from .evidence import split_logits
+    from .quality import best_similarity, verdict
+    from .rhythm import heart_rate, remarks
+
     meta = runner.meta
-    millivolts, note = read_ecg(args.record)
-    if note:
-        print(note, file=sys.stderr)
-    x = preprocess(millivolts, meta["preprocessing"])
-    out = runner.outputs(x)
     entries = split_logits(out["logits"], out["sims"], np.asarray(meta["last_layer_weight"]), meta["prototype_class"],
-                           meta["prototype_source"], meta["groups"], runner.labels, meta.get("calibration"),
-                           args.top)[0]
+                           meta["prototype_source"], meta["groups"], runner.labels, meta.get("calibration"), top)[0]
     best = float(best_similarity(out["sims"], runner.active())[0])
     checked = verdict(millivolts, best, meta.get("guard"), meta.get("familiarity"))
-    record = Path(args.record).with_suffix("").name if Path(args.record).suffix in (".hea", ".dat") else Path(args.record).name
-    calibrated = meta.get("calibration") is not None
-    if args.plot:
-        from .ecgplot import draw_explanation
-        from .files import atomic_path
-
-        title = f"record {record}" + ("" if checked["reliable"] is not False else
-                                      " - NO RELIABLE RHYTHM CALL: " + "; ".join(checked["reasons"]))
-        called = [e for e in entries if e["called"]] or [max(entries, key=lambda e: e["probability"] - e["threshold"])]
-        leading = (called[0]["evidence_for"] or called[0]["prototypes"])[0]["index"]
-        weights = lead_shading(lead_attribution(runner.outputs, x, leading))
-        shown = highpass(millivolts[None], meta["preprocessing"]["highpass_hz"], meta["preprocessing"]["filter_order"])[0]
-        source = None
-        if runner.source_ecgs is not None:  # the prototypes' source ECGs travel in a .pt model file
-            def source(j):
-                src = runner.source_ecgs[j:j + 1]
-                local = interpolate_steps(runner.outputs(src)["local"][0, j], src.shape[-1])
-                return to_millivolts(src[0], meta["preprocessing"])[1], runner.source_codes[j], local
-        with atomic_path(Path(args.plot)) as tmp:
-            draw_explanation(tmp, shown, title, entries, interpolate_steps(out["local"][0], x.shape[-1]),
-                             len(runner.labels), min(args.top or 5, 5), source, lead_weights=weights)
     rate = heart_rate(millivolts)
     said = remarks([e["label"] for e in entries if e["called"]], rate, meta.get("cooccurrence"))
-    if args.json:
-        return json.dumps(readout.as_dict(record, entries, checked, calibrated, rate, said), indent=2, allow_nan=False)
-    return readout.as_text(record, entries, checked, calibrated, rate, said)
+    return entries, checked, meta.get("calibration") is not None, rate, said
+
+
+def _plot(runner, millivolts, x, out, entries, doc, top, path) -> None:
+    """The explanation figure: the filtered ECG as the model saw it, per-lead shading, prototypes beside
+    their source ECGs when the model file carries them."""
+    from .ecgplot import draw_explanation
+    from .evidence import interpolate_steps, lead_attribution, lead_shading
+    from .files import atomic_path
+    from .filters import highpass
+    from .preprocessing import to_millivolts
+
+    meta = runner.meta
+    title = f"record {doc['record']}" + ("" if doc["reliable"] is not False else
+                                         " - NO RELIABLE RHYTHM CALL: " + "; ".join(doc["reasons"]))
+    called = [e for e in entries if e["called"]] or [max(entries, key=lambda e: e["probability"] - e["threshold"])]
+    leading = (called[0]["evidence_for"] or called[0]["prototypes"])[0]["index"]
+    weights = lead_shading(lead_attribution(runner.outputs, x, leading))
+    prep = meta["preprocessing"]
+    shown = highpass(millivolts[None], prep["highpass_hz"], prep["filter_order"])[0]
+    source = None
+    if runner.source_ecgs is not None:  # the prototypes' source ECGs travel in a .pt model file
+        def source(j):
+            src = runner.source_ecgs[j:j + 1]
+            local = interpolate_steps(runner.outputs(src)["local"][0, j], src.shape[-1])
+            return to_millivolts(src[0], prep)[1], runner.source_codes[j], local
+    with atomic_path(path) as tmp:
+        draw_explanation(tmp, shown, title, entries, interpolate_steps(out["local"][0], x.shape[-1]),
+                         len(runner.labels), min(top or 5, 5), source, lead_weights=weights)
 
 
 def _records_in(paths) -> list:
@@ -303,7 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_download)
 
     p = sub.add_parser("explain", help="explain one ECG: probabilities and the prototypes behind them")
-    p.add_argument("record", help="WFDB record path without extension (100 Hz; 500 Hz is resampled)")
+    p.add_argument("record", nargs="+", help="WFDB record path(s) without extension (100 Hz; 500 Hz is resampled), "
+                   "or folders of records")
+    p.add_argument("--out-dir", help="with several records or a folder: a JSON and a PNG per record go here")
     p.add_argument("--model", default="models/final.pt", help="prototype model file (default: %(default)s)")
     p.add_argument("--top", type=_top, default=3, help="prototypes per side (for, against) per label, or 'all' (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON: a list of labels with their prototypes")

@@ -138,6 +138,22 @@ def save(fig, path) -> None:
     plt.close(fig)
 
 
+WINDOW = FS * 5 // 2  # 2.5 s: one column of the printed layout
+
+
+def best_window(similarity: np.ndarray, width: int = WINDOW) -> int:
+    """Start of the `width`-sample stretch where a prototype matches best (highest mean similarity)."""
+    similarity = np.asarray(similarity, dtype=float)
+    if len(similarity) <= width:
+        return 0
+    return int(np.argmax(np.convolve(similarity, np.ones(width), mode="valid")))
+
+
+def _window_title(head: str, what: str, start: int) -> str:
+    span = f"{what}, best-matching {start / FS:.1f}-{(start + WINDOW) / FS:.1f} s"
+    return f"{head}\n{span}" if head else f"\n{span}"
+
+
 def draw_explanation(path, millivolts, title, entries, local, max_labels: int, top: int, source=None,
                      lead_weights=None) -> None:
     """One explained ECG: the 12-lead record (highlighted where its leading prototype matches), then per
@@ -152,29 +168,39 @@ def draw_explanation(path, millivolts, title, entries, local, max_labels: int, t
             or "no label passed its threshold")
     picked = [(e, p) for e in shown for p in e["evidence_for"][:top] + e["evidence_against"][:max(1, top // 2)]]
     columns = 2 if source else 1
-    fig, grid = figure_for(1, rows_strip=max(len(picked), 1), strip_columns=columns)
+    # per prototype two rows: its best-matching 2.5 s in this ECG beside the same in its source (zoomed,
+    # so P waves and intervals can be read), then the full 10 s of both
+    fig, grid = figure_for(1, rows_strip=max(2 * len(picked), 1), strip_columns=columns)
     lead = shown[0]["evidence_for"] or shown[0]["prototypes"]
     draw_12lead(fig.add_subplot(grid[0, :]), millivolts,
                 f"{title}. Called: {said}" + (f"\nShading: prototype {lead[0]['index']} ({lead[0]['class']}), the "
                                               "leading evidence" if lead else ""),
                 local[lead[0]["index"]] if lead else None, lead_weights=lead_weights)
     row = 1
+    ii = LEADS.index("II")
     for entry, proto in picked:
         j = proto["index"]
         side = "for" if proto["contribution"] > 0 else "AGAINST"
         copies = f", x{proto['stands_for']} near-copies" if proto.get("stands_for", 1) > 1 else ""
-        draw_strip(fig.add_subplot(grid[row, 0]), millivolts[LEADS.index("II")],
-                   f"{entry['label']} (logit {entry['logit']:+.2f}, rest {entry['rest']:+.2f}): {side}, prototype {j} "
-                   f"({proto['class']}{copies})\nsimilarity {proto['similarity']:.2f} x weight {proto['weight']:+.2f} = "
-                   f"{proto['contribution']:+.2f}; this ECG", local[j])
+        found = source(j) if source and proto["source_ecg_id"] >= 0 else None
+        start = best_window(local[j])
+        draw_strip(fig.add_subplot(grid[row, 0]), millivolts[ii, start:start + WINDOW], _window_title(
+            f"{entry['label']} (logit {entry['logit']:+.2f}, rest {entry['rest']:+.2f}): {side}, prototype {j} "
+            f"({proto['class']}{copies}); similarity {proto['similarity']:.2f} x weight {proto['weight']:+.2f} = "
+            f"{proto['contribution']:+.2f}", "this ECG", start), local[j, start:start + WINDOW])
+        draw_strip(fig.add_subplot(grid[row + 1, 0]), millivolts[ii], "this ECG, 10 s", local[j])
         if source:
-            ax = fig.add_subplot(grid[row, 1])
-            found = source(j) if proto["source_ecg_id"] >= 0 else None
             if found is None:
-                ax.axis("off")
-                ax.text(0.5, 0.5, "source ECG not available", ha="center", transform=ax.transAxes)
+                for r in (row, row + 1):
+                    ax = fig.add_subplot(grid[r, 1])
+                    ax.axis("off")
+                    ax.text(0.5, 0.5, "source ECG not available", ha="center", transform=ax.transAxes)
             else:
                 trace, codes, highlight = found
-                draw_strip(ax, trace, f"\nits source: training ECG {proto['source_ecg_id']} ({codes})", highlight)
-        row += 1
+                s0 = best_window(highlight)
+                draw_strip(fig.add_subplot(grid[row, 1]), trace[s0:s0 + WINDOW], _window_title(
+                    "", f"looks like its source, training ECG {proto['source_ecg_id']} ({codes})", s0),
+                    highlight[s0:s0 + WINDOW])
+                draw_strip(fig.add_subplot(grid[row + 1, 1]), trace, "its source, 10 s", highlight)
+        row += 2
     save(fig, path)

@@ -43,7 +43,9 @@ def draw_gallery(folder, model, train, labels, prep):
             if shared:
                 title += f"; the same ECG as prototype(s) {', '.join(map(str, shared))}"
             highlight = where_it_matches(model, train.signals[i:i + 1])[0, j]
-            draw_12lead(ax, to_millivolts(train.signals[i], prep), title, highlight)
+            weights = lead_shading(lead_attribution(lambda b: predict(model, b, model.prototypes.device),
+                                                    train.signals[i:i + 1], j))
+            draw_12lead(ax, to_millivolts(train.signals[i], prep), title, highlight, lead_weights=weights)
         save(fig, folder / f"{code}.png")
 
 

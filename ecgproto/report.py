@@ -61,8 +61,8 @@ def roc_figure(roc: dict, path: Path) -> None:
             ax.plot(part["fpr"], part["tpr"], lw=1, label=model)
         ax.plot([0, 1], [0, 1], color="0.7", lw=0.5, ls="--")
         ax.set_title(label, fontsize=9)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.01)
+        ax.set_xlim(-0.02, 1.02)  # a perfect curve runs along the frame: keep it inside, visible
+        ax.set_ylim(-0.02, 1.03)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(labels):]:
         ax.axis("off")
@@ -71,7 +71,7 @@ def roc_figure(roc: dict, path: Path) -> None:
     fig.supxlabel("false positive rate")
     fig.supylabel("true positive rate")
     fig.tight_layout()
-    fig.savefig(path, dpi=80, format="png")
+    fig.savefig(path, dpi=150, format="png")
     plt.close(fig)
 
 
@@ -101,8 +101,10 @@ def curves_figure(curves: dict, path: Path, classifier_retrain: str = "last_laye
     right.set(title="classifier stage: validation macro-AUROC", xlabel=CLASSIFIER_STEP[classifier_retrain])
     for ax in (left, mid):
         ax.legend(fontsize=8)
+    for ax in (left, right):  # values near 1 otherwise print as an offset ("1e-5 + 0.9999"), unreadable
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
     fig.tight_layout()
-    fig.savefig(path, dpi=80, format="png")
+    fig.savefig(path, dpi=150, format="png")
     plt.close(fig)
 
 

@@ -351,3 +351,15 @@ def test_a_called_label_that_the_measured_rate_contradicts_gets_a_remark(tmp_pat
     doc = json.loads(capsys.readouterr().out)
     assert doc["called"] == ["STACH"] and doc["heart_rate_per_min"] < 60
     assert any(r.startswith("STACH is called, but the measured rate is") for r in doc["remarks"])
+
+
+@needs_sample
+def test_explain_over_a_folder_writes_a_json_and_a_figure_per_record(model_file, tmp_path, capsys):
+    out = tmp_path / "explained"
+    assert main(["explain", str(SAMPLE / "records100"), "--model", str(model_file), "--out-dir", str(out)]) == 0
+    names = sorted(p.stem for p in out.glob("*.json"))
+    assert len(names) == 10 and names == sorted(p.stem for p in out.glob("*.png"))
+    doc = json.loads((out / "00002_lr.json").read_text())
+    assert doc["record"] == "00002_lr" and doc["heart_rate_per_min"] < 60
+    assert main(["explain", str(SAMPLE / "records100"), "--model", str(model_file)]) == 1
+    assert "give --out-dir" in capsys.readouterr().err
