@@ -5,6 +5,8 @@ shapes. A deployment needs the .onnx file and numpy, onnxruntime and this packag
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from pathlib import Path
 
@@ -40,6 +42,7 @@ class DeployedModel:
         self.labels = self.meta["labels"]
         self.weight = np.asarray(self.meta["last_layer_weight"], dtype=np.float64)
         self.active = np.asarray([g >= 0 for g in self.meta["groups"]])
+        self.source_ecgs, self.source_codes = _sources(self.meta, path)
         self._check_graph(path)
 
     def _check_graph(self, path) -> None:
@@ -61,6 +64,26 @@ class DeployedModel:
                  for i in range(0, len(x), batch_size)]
         logits, sims, local = (np.concatenate([p[k] for p in parts]) for k in range(3))
         return {"logits": logits, "sims": sims, "local": local, "probs": 1 / (1 + np.exp(-logits))}
+
+
+def _sources(meta: dict, path):
+    """(P, 12, T) source ECGs and their codes from the metadata, or (None, None) when it has none."""
+    stored = meta.get("source_signals")
+    if stored is None:
+        return None, None
+    n_protos = len(meta["prototype_class"])
+    try:
+        shape = tuple(int(v) for v in stored["shape"])
+        array = np.frombuffer(base64.b64decode(stored["float16_base64"], validate=True), dtype=np.float16)
+        array = array.reshape(shape).astype(np.float32)
+        codes = meta["source_codes"]
+        ok = (shape[:2] == (n_protos, 12) and np.isfinite(array).all() and isinstance(codes, list)
+              and len(codes) == n_protos and all(isinstance(c, str) for c in codes))
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        ok = False
+    if not ok:
+        raise ModelError(f"{path}: malformed source ECGs in the ecgproto metadata")
+    return array, codes
 
 
 def _checked(raw, path) -> dict:

@@ -8,6 +8,7 @@ near-copy groups, calibration, guard) is plain JSON metadata: an ONNX file holds
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -44,7 +45,18 @@ def metadata(model, state: dict) -> dict:
             "prototype_source": model.prototype_source.tolist(),
             "groups": duplicate_groups(model, state.get("explain", {}).get("duplicate_cosine", 1.1)),
             "calibration": state.get("calibration"), "guard": state.get("guard"),
-            "familiarity": state.get("familiarity"), "cooccurrence": state.get("cooccurrence")}
+            "familiarity": state.get("familiarity"), "cooccurrence": state.get("cooccurrence"),
+            **_sources(state)}
+
+
+def _sources(state: dict) -> dict:
+    """The prototypes' source ECGs (preprocessed, float16, base64) and their codes, when the model has them."""
+    signals = state.get("source_signals")
+    if signals is None:
+        return {}
+    array = signals.to(torch.float16).cpu().numpy()
+    return {"source_signals": {"shape": list(array.shape), "float16_base64": base64.b64encode(array.tobytes()).decode()},
+            "source_codes": state.get("source_codes")}
 
 
 def onnx_bytes(model, n_samples: int = 1000) -> bytes:

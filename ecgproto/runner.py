@@ -32,7 +32,7 @@ def open_model(path: Path, runtime: str = "auto", require_prototypes: bool = Fal
         from .deployed import DeployedModel
 
         deployed = DeployedModel(path, threads)
-        return Runner(deployed.meta, deployed.predict, True)
+        return Runner(deployed.meta, deployed.predict, True, deployed.source_ecgs, deployed.source_codes)
     if runtime != "torch":
         raise ConfigError(f"--runtime {runtime!r}: expected auto, torch or onnx")
     return _torch_runner(path, require_prototypes)

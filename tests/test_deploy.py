@@ -40,7 +40,9 @@ def files(tmp_path_factory, tiny_tree):
     pt, onnx_file = folder / "final.pt", folder / "final.onnx"
     save_checkpoint(pt, model, META, calibration=calibration, guard=dataclasses.asdict(PARAMS.guard),
                     familiarity={"quantiles": [float(v) for v in np.linspace(-1, 1, 101)], "percentile": 1.0, "cutoff": -0.98},
-                    explain={"duplicate_cosine": PARAMS.explain.duplicate_cosine})
+                    explain={"duplicate_cosine": PARAMS.explain.duplicate_cosine},
+                    source_signals=torch.randn(len(model.prototypes), 12, 1000).half(),
+                    source_codes=["SR"] * len(model.prototypes))
     assert main(["export", str(pt), "--onnx", str(onnx_file)]) == 0
     return model, pt, onnx_file
 
@@ -116,7 +118,8 @@ def test_onnx_metadata_that_does_not_fit_the_graph_or_the_codes_is_refused(tmp_p
     graph = onnx.load(str(onnx_file))
     meta = json.loads(graph.metadata_props[0].value)
     fewer = {**meta, "prototype_class": meta["prototype_class"][:4], "prototype_source": meta["prototype_source"][:4],
-             "groups": [0, 1, 2, -1], "last_layer_weight": [row[:4] for row in meta["last_layer_weight"]]}
+             "groups": [0, 1, 2, -1], "last_layer_weight": [row[:4] for row in meta["last_layer_weight"]],
+             "source_signals": None}
     for name, doc, message in [("fewer", fewer, "does not match its ecgproto metadata"),
                                ("codes", {**meta, "labels": ["X" + c for c in meta["labels"]]}, "mis-shaped"),
                                ("groups", {**meta, "groups": [999] * len(meta["groups"])}, "mis-shaped")]:
@@ -124,3 +127,15 @@ def test_onnx_metadata_that_does_not_fit_the_graph_or_the_codes_is_refused(tmp_p
         onnx.save(graph, str(tmp_path / f"{name}.onnx"))
         with pytest.raises(ModelError, match=message):
             DeployedModel(tmp_path / f"{name}.onnx")
+
+
+def test_the_onnx_file_carries_the_source_ecgs_for_explain_plot(files, tiny_tree, tmp_path):
+    _, pt, onnx_file = files
+    stored = torch.load(pt, weights_only=True)["source_signals"].float().numpy()
+    deployed = DeployedModel(onnx_file)
+    np.testing.assert_array_equal(deployed.source_ecgs, stored)
+    assert deployed.source_codes == ["SR"] * len(stored)
+    figure = tmp_path / "case.png"
+    assert main(["explain", str(tiny_tree / "records100/00000/00001_lr"), "--model", str(onnx_file),
+                 "--plot", str(figure)]) == 0
+    assert figure.read_bytes()[:4] == b"\x89PNG"
