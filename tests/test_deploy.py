@@ -15,7 +15,6 @@ from ecgproto.checkpoint import save_checkpoint
 from ecgproto.cli import main
 from ecgproto.deployed import DeployedModel
 from ecgproto.errors import ModelError
-from ecgproto.export import export_onnx
 from ecgproto.inference import predict
 from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig
 from ecgproto.preprocessing import preprocess
