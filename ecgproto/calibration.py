@@ -68,6 +68,23 @@ def apply(logits: np.ndarray, calibration: dict | None) -> np.ndarray:
     return _sigmoid(np.asarray(calibration["slope"]) * logits + np.asarray(calibration["intercept"]))
 
 
+def calls(probs: np.ndarray, calibration: dict | None) -> np.ndarray:
+    """(N, C) which labels are called: the calibrated probability reaches the class's threshold, and the
+    class could be calibrated at all (a class without a validation positive has no threshold worth the
+    name: it is never called, and the output says it is uncalibrated)."""
+    called = probs >= thresholds(calibration, probs.shape[1])
+    if calibration is not None and "fitted" in calibration:
+        called &= np.asarray(calibration["fitted"], dtype=bool)[None, :]
+    return called
+
+
+def fitted(calibration: dict | None, n_classes: int) -> np.ndarray:
+    """(C,) whether each class's probability is calibrated."""
+    if calibration is None:
+        return np.zeros(n_classes, dtype=bool)
+    return np.asarray(calibration.get("fitted", [True] * n_classes), dtype=bool)
+
+
 def thresholds(calibration: dict | None, n_classes: int) -> np.ndarray:
     return np.full(n_classes, 0.5) if calibration is None else np.asarray(calibration["threshold"], dtype=np.float64)
 
@@ -95,12 +112,11 @@ def calibration_errors(logits: np.ndarray, y: np.ndarray, calibration: dict) -> 
     """Expected calibration error and Brier score of sigmoid(logit) and of the calibrated probabilities,
     and the macro F1 of the calls at 0.5 and at the calibrated per-class thresholds."""
     raw, calibrated = apply(logits, None), apply(logits, calibration)
-    cut = thresholds(calibration, y.shape[1])
     return {"ece_uncalibrated": round(expected_calibration_error(raw, y), 4),
             "ece_calibrated": round(expected_calibration_error(calibrated, y), 4),
             "brier_uncalibrated": round(brier(raw, y), 4), "brier_calibrated": round(brier(calibrated, y), 4),
             "macro_f1_at_0.5": round(macro_f1(raw >= 0.5, y), 4),
-            "macro_f1_at_thresholds": round(macro_f1(calibrated >= cut, y), 4)}
+            "macro_f1_at_thresholds": round(macro_f1(calls(calibrated, calibration), y), 4)}
 
 
 def macro_f1(called: np.ndarray, y: np.ndarray) -> float:

@@ -189,7 +189,7 @@ def _explained(runner, millivolts, out, top) -> tuple:
 def _plot(runner, millivolts, x, out, entries, doc, top, path) -> None:
     """The explanation figure: the filtered ECG as the model saw it, per-lead shading, prototypes beside
     their source ECGs when the model file carries them."""
-    from .ecgplot import draw_explanation
+    from .ecgplot import draw_explanation, leading_prototype
     from .evidence import interpolate_steps, lead_attribution, lead_shading
     from .files import atomic_path
     from .filters import highpass
@@ -198,9 +198,9 @@ def _plot(runner, millivolts, x, out, entries, doc, top, path) -> None:
     meta = runner.meta
     title = f"record {doc['record']}" + ("" if doc["reliable"] is not False else
                                          " - NO RELIABLE RHYTHM CALL: " + "; ".join(doc["reasons"]))
-    called = [e for e in entries if e["called"]] or [max(entries, key=lambda e: e["probability"] - e["threshold"])]
-    leading = (called[0]["evidence_for"] or called[0]["prototypes"])[0]["index"]
-    weights = lead_shading(lead_attribution(runner.outputs, x, leading))
+    entries = entries if doc["reliable"] is not False else []  # an unreadable ECG gets no explained label
+    leading = leading_prototype(entries)
+    weights = lead_shading(lead_attribution(runner.outputs, x, leading)) if leading is not None else None
     prep = meta["preprocessing"]
     shown = highpass(millivolts[None], prep["highpass_hz"], prep["filter_order"])[0]
     source = None
@@ -236,7 +236,7 @@ def _predict(args) -> str:
     import pandas as pd
     from tqdm import tqdm
 
-    from .calibration import apply, thresholds
+    from .calibration import apply, calls
     from .files import atomic_path, check_writable
     from .preprocessing import preprocess, read_ecg
     from .quality import best_similarity, verdict
@@ -246,7 +246,6 @@ def _predict(args) -> str:
     runner = open_model(Path(args.model), args.runtime)
     meta, labels = runner.meta, runner.labels
     calibration = meta.get("calibration")
-    cuts = thresholds(calibration, len(labels))
     records = _records_in(args.records)
     rows = []
     with tqdm(total=len(records), desc="predict", unit="rec", disable=not sys.stderr.isatty()) as bar:
@@ -259,10 +258,11 @@ def _predict(args) -> str:
             millivolts = np.stack([signal for signal, _ in read])
             out = runner.outputs(preprocess(millivolts, meta["preprocessing"]))
             probs = apply(out["logits"], calibration)
+            called_labels = calls(probs, calibration)
             best = best_similarity(out["sims"], runner.active()) if runner.explainable else np.full(len(chunk), np.nan)
-            for r, mv, b, p in zip(chunk, millivolts, best, probs):
+            for r, mv, b, p, yes in zip(chunk, millivolts, best, probs, called_labels):
                 v = verdict(mv, float(b), meta.get("guard"), meta.get("familiarity"))
-                called = " ".join(c for c, q, t in zip(labels, p, cuts) if q >= t) if v["reliable"] is not False else ""
+                called = " ".join(c for c, y in zip(labels, yes) if y) if v["reliable"] is not False else ""
                 rows.append([str(r), v["reliable"], "; ".join(v["reasons"]), called, *p.round(6)])
             bar.update(len(chunk))
     with atomic_path(Path(args.out)) as tmp:

@@ -1,7 +1,8 @@
 """The deployed model: an ONNX file (export.py) run by onnxruntime, with no PyTorch import.
 
 The file is checked before use: its metadata must be ecgproto's, with finite numbers of the right
-shapes. A deployment needs the .onnx file and numpy, onnxruntime and this package (scipy for 500 Hz records).
+shapes. A deployment needs the .onnx file and numpy, onnxruntime and this package (scipy only for 500 Hz records
+or a filter order other than 1).
 """
 from __future__ import annotations
 
@@ -39,9 +40,7 @@ class DeployedModel:
         except Exception as exc:  # onnxruntime raises its own types for a file that is not a model
             raise ModelError(f"{path}: not a usable ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from None
         self.meta = _checked(raw, path)
-        self.labels = self.meta["labels"]
         self.weight = np.asarray(self.meta["last_layer_weight"], dtype=np.float64)
-        self.active = np.asarray([g >= 0 for g in self.meta["groups"]])
         self.source_ecgs, self.source_codes = _sources(self.meta, path)
         self._check_graph(path)
 
@@ -110,6 +109,6 @@ def _checked(raw, path) -> dict:
     if meta.get("calibration") is not None:
         check_calibration(meta["calibration"], len(labels), str(path))
     problems = malformed(meta.get("guard"), meta.get("familiarity"), meta.get("cooccurrence"), len(labels))
-    if problems or not usable_preprocessing(meta["preprocessing"]):
+    if problems or not usable_preprocessing(meta.get("preprocessing")):
         raise ModelError(f"{path}: malformed {', '.join(problems) or 'preprocessing'} in the ecgproto metadata")
     return meta

@@ -154,6 +154,22 @@ def _window_title(head: str, what: str, start: int) -> str:
     return f"{head}\n{span}" if head else f"\n{span}"
 
 
+def shown_labels(entries: list, max_labels: int) -> list:
+    """The labels a figure explains: the called ones, most probable first, else the closest to its threshold."""
+    called = sorted((e for e in entries if e["called"]), key=lambda e: -e["probability"])
+    if called or not entries:
+        return called[:max_labels]
+    return [max(entries, key=lambda e: e["probability"] - e["threshold"])]
+
+
+def leading_prototype(entries: list):
+    """The index of the prototype the figure's shading follows (the first shown label's strongest
+    evidence for, else its first listed prototype), or None."""
+    shown = shown_labels(entries, 1)
+    lead = (shown[0]["evidence_for"] or shown[0]["prototypes"]) if shown else []
+    return lead[0]["index"] if lead else None
+
+
 def draw_explanation(path, millivolts, title, entries, local, max_labels: int, top: int, source=None,
                      lead_weights=None) -> None:
     """One explained ECG: the 12-lead record (highlighted where its leading prototype matches), then per
@@ -163,7 +179,7 @@ def draw_explanation(path, millivolts, title, entries, local, max_labels: int, t
     entries: explain() output for this ECG; local: (P, T) where_it_matches; lead_weights: (12,) 0-1
     lead attribution of the leading prototype, shading the lead boxes of the 12-lead panel."""
     called = sorted((e for e in entries if e["called"]), key=lambda e: -e["probability"])
-    shown = called[:max_labels] or [max(entries, key=lambda e: e["probability"] - e["threshold"])]
+    shown = shown_labels(entries, max_labels)
     said = (", ".join(f"{e['label']} {e['probability']:.2f} (threshold {e['threshold']:.2f})" for e in called)
             or "no label passed its threshold")
     picked = [(e, p) for e in shown for p in e["evidence_for"][:top] + e["evidence_against"][:max(1, top // 2)]]
@@ -171,11 +187,12 @@ def draw_explanation(path, millivolts, title, entries, local, max_labels: int, t
     # per prototype two rows: its best-matching 2.5 s in this ECG beside the same in its source (zoomed,
     # so P waves and intervals can be read), then the full 10 s of both
     fig, grid = figure_for(1, rows_strip=max(2 * len(picked), 1), strip_columns=columns)
-    lead = shown[0]["evidence_for"] or shown[0]["prototypes"]
+    leading = leading_prototype(entries)
+    lead_class = next((p["class"] for e in shown for p in e["prototypes"] if p["index"] == leading), "")
     draw_12lead(fig.add_subplot(grid[0, :]), millivolts,
-                f"{title}. Called: {said}" + (f"\nShading: prototype {lead[0]['index']} ({lead[0]['class']}), the "
-                                              "leading evidence" if lead else ""),
-                local[lead[0]["index"]] if lead else None, lead_weights=lead_weights)
+                f"{title}. Called: {said}" + (f"\nShading: prototype {leading} ({lead_class}), the leading evidence"
+                                              if leading is not None else ""),
+                local[leading] if leading is not None else None, lead_weights=lead_weights)
     row = 1
     ii = LEADS.index("II")
     for entry, proto in picked:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .calibration import apply as calibrate
-from .calibration import thresholds
+from .calibration import calls, fitted, thresholds
 
 SHOWN = 0.005  # smaller contributions (0.00 at two decimals) stay in the rest instead of being listed
 
@@ -36,9 +36,11 @@ def split_logits(logits: np.ndarray, sims: np.ndarray, weight: np.ndarray, proto
     positive contributions, similarity x weight), the evidence against (its largest negative ones) and the
     rest, which together sum to the logit; the calibrated probability, the class's threshold and whether
     the label is called. groups: one id per prototype (-1: pruned, never listed); prototypes sharing an id
-    are near-copies, listed once. top=None lists every group (rest 0)."""
+    are near-copies, listed once; the evidence against is listed most negative first. top=None lists every
+    group with a non-zero contribution (rest 0)."""
     probs = calibrate(logits, calibration)
     cuts = thresholds(calibration, len(labels))
+    called, calibrated = calls(probs, calibration), fitted(calibration, len(labels))
     contributions = sims[:, None, :] * weight[None]  # (N, C, P)
     result = []
     for n in range(len(logits)):
@@ -46,21 +48,18 @@ def split_logits(logits: np.ndarray, sims: np.ndarray, weight: np.ndarray, proto
         for c, label in enumerate(labels):
             evidence = sorted(_grouped(n, c, sims, weight, contributions, groups, proto_class, sources),
                               key=lambda e: -e["contribution"])
-            pro = [e for e in evidence if e["contribution"] >= SHOWN][:top]
-            con = [e for e in evidence if e["contribution"] <= -SHOWN][::-1][:top]
-            if top is None:
-                pro, con = evidence, []
+            floor = 0.0 if top is None else SHOWN  # top=None: every prototype, however small its part
+            pro = [e for e in evidence if e["contribution"] > 0 and e["contribution"] >= floor][:top]
+            con = [e for e in evidence if e["contribution"] < 0 and e["contribution"] <= -floor][::-1][:top]
             shown = sum(e["contribution"] for e in pro + con)
             entries.append({
                 "label": label, "logit": float(logits[n, c]), "probability": float(probs[n, c]),
                 "uncalibrated_probability": float(1 / (1 + np.exp(-logits[n, c]))),
-                "threshold": float(cuts[c]), "called": bool(probs[n, c] >= cuts[c]),
+                "threshold": float(cuts[c]), "called": bool(called[n, c]), "calibrated": bool(calibrated[c]),
                 "evidence_for": pro, "evidence_against": con, "rest": float(logits[n, c] - shown),
                 "prototypes": pro + con})
         result.append(entries)
     return result
-
-
 
 
 def interpolate_steps(local: np.ndarray, n_samples: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 ECG) and case figures (a test ECG, its explanation, each prototype beside its source)."""
 from __future__ import annotations
 
-from .ecgplot import draw_12lead, draw_explanation, figure_for, save
+from .ecgplot import draw_12lead, draw_explanation, figure_for, leading_prototype, save
 from .evidence import lead_attribution, lead_shading
 from .explain import where_it_matches
 from .inference import predict
@@ -62,10 +62,9 @@ def draw_case(path, model, case, test, train, labels, entries, settings, prep):
 
     title = (f"test ECG {int(test.ecg_ids[i])}, {case['outcome']} for {case['code']}. "
              f"True: {codes_of(test.labels[i], labels)}")
-    called = [e for e in entries if e["called"]] or [max(entries, key=lambda e: e["probability"] - e["threshold"])]
-    leading = (called[0]["evidence_for"] or called[0]["prototypes"])[0]["index"]
-    weights = lead_shading(lead_attribution(lambda b: predict(model, b, model.prototypes.device), test.signals[i:i + 1],
-                                            leading))
+    leading = leading_prototype(entries)
+    weights = None if leading is None else lead_shading(lead_attribution(
+        lambda b: predict(model, b, model.prototypes.device), test.signals[i:i + 1], leading))
     draw_explanation(path, to_millivolts(test.signals[i], prep), title, entries,
                      where_it_matches(model, test.signals[i:i + 1])[0], settings.max_labels, settings.top_prototypes,
                      source, lead_weights=weights)

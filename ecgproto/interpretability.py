@@ -75,7 +75,8 @@ def deletion_check(model, x: np.ndarray, seed: int, fraction: float = 0.25) -> d
     """Is the "where it matches" highlight faithful? For each ECG, its leading prototype (largest positive
     contribution to its highest logit): blank (set to 0, the training mean after scaling) the window of
     `fraction` of the ECG that the highlight marks most, and a random window of the same length, and
-    compare how much the prototype's similarity drops. A faithful highlight drops it more."""
+    compare how much the prototype's similarity drops. A faithful highlight drops it more. ECGs whose
+    highest logit has no positive contribution are left out (deletion_ecgs counts the rest)."""
     from .explain import where_it_matches
     from .inference import predict
 
@@ -83,7 +84,10 @@ def deletion_check(model, x: np.ndarray, seed: int, fraction: float = 0.25) -> d
     out = predict(model, x, model.prototypes.device)
     weight = model.last_layer.weight.detach().cpu().numpy() * model.active().cpu().numpy()[None]
     top_label = out["logits"].argmax(axis=1)
-    leading = (out["sims"] * weight[top_label]).argmax(axis=1)  # (N,)
+    contributions = out["sims"] * weight[top_label]  # (N, P) towards each ECG's highest logit
+    keep = contributions.max(axis=1) > 0  # an ECG whose top label has no evidence for it has nothing to test
+    x, out = x[keep], {k: v[keep] for k, v in out.items()}
+    leading = contributions[keep].argmax(axis=1)  # (N,)
     n_samples = x.shape[-1]
     width = int(round(fraction * n_samples))
     rng = np.random.default_rng(seed)

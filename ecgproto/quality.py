@@ -54,7 +54,7 @@ def familiarity_reference(best_similarity_train: np.ndarray, percentile: float) 
     query counts as unfamiliar."""
     quantiles = np.quantile(best_similarity_train, np.linspace(0, 1, 101))
     return {"quantiles": [round(float(q), 6) for q in quantiles], "percentile": percentile,
-            "cutoff": float(np.percentile(best_similarity_train, percentile))}
+            "cutoff": round(float(np.percentile(best_similarity_train, percentile)), 6)}  # as the quantiles
 
 
 def familiarity(best_similarity: float, reference: dict) -> tuple:
@@ -86,7 +86,7 @@ def _usable_familiarity(f) -> bool:
             and _finite_numbers(f["quantiles"]) and _finite_numbers([f.get("cutoff"), f.get("percentile")])):
         return False
     q = np.asarray(f["quantiles"], dtype=float)
-    return bool((np.diff(q) >= 0).all() and q[0] <= f["cutoff"] <= q[-1] and 0 <= f["percentile"] < 50)
+    return bool((np.diff(q) >= 0).all() and q[0] - 1e-6 <= f["cutoff"] <= q[-1] + 1e-6 and 0 <= f["percentile"] < 50)
 
 
 def _finite_numbers(values) -> bool:

@@ -29,10 +29,12 @@ def _lines_for(e: dict) -> list:
              f"logit {e['logit']:+.2f} = for {pro:+.2f} + against {con:+.2f} + rest {e['rest']:+.2f}"]
     for side, protos in (("for", e["evidence_for"]), ("against", e["evidence_against"])):
         for p in protos:
-            copies = f" [stands for {p['stands_for']} near-copies]" if p.get("stands_for", 1) > 1 else ""
             source = f"training ECG {p['source_ecg_id']}" if p["source_ecg_id"] >= 0 else "no source ECG"
-            lines.append(f"    {side:<8} prototype {p['index']:>3} ({p['class']}, {source}) similarity "
-                         f"{p['similarity']:+.3f} x weight {p['weight']:+.3f} = {p['contribution']:+.3f}{copies}")
+            product = f"similarity {p['similarity']:+.3f} x weight {p['weight']:+.3f}"
+            if p.get("stands_for", 1) > 1:  # the group's sum, not this one prototype's product
+                product += f", summed over {p['stands_for']} near-copies"
+            lines.append(f"    {side:<8} prototype {p['index']:>3} ({p['class']}, {source}) {product} = "
+                         f"{p['contribution']:+.3f}")
     return lines
 
 
@@ -65,5 +67,6 @@ def as_text(record: str, entries: list, verdict: dict, calibrated: bool, rate: d
         lines += _lines_for(e)
     lines.append(f"{'label':<6} {'probability':>11} {'threshold':>9}")
     lines += [f"{e['label']:<6} {e['probability']:>11.4f} {e['threshold']:>9.4f}{'  called' if e['called'] else ''}"
+              f"{'' if e.get('calibrated', True) or not calibrated else '  uncalibrated (no validation positive): never called'}"
               for e in sorted(entries, key=lambda e: -e["probability"])]
     return "\n".join(lines)

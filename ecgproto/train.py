@@ -148,22 +148,24 @@ def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_
     identity = model.class_identity()
     opt = torch.optim.Adam([weight], lr=lr)
     best = (macro_auroc(val_labels, (s_va @ weight.T).detach().cpu().numpy()), weight.detach().clone())
-    for step in range(1, steps + 1):
-        bce = F.binary_cross_entropy_with_logits(s_tr @ weight.T, y_tr, pos_weight=pos_weight)
-        loss = bce + l1 * wrong_class_l1(weight, identity)
-        if not torch.isfinite(loss):
-            raise TrainingError(f"non-finite training loss ({float(loss.detach())}) at step {step} of the last layer; "
-                                "nothing was saved")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % eval_every == 0 or step == steps:
-            with torch.no_grad():
-                val = macro_auroc(val_labels, (s_va @ weight.T).cpu().numpy())
-            on_step(step, {"train_loss": float(loss.detach()), "train_bce": float(bce.detach()), "val_macro_auroc": val})
-            if val > best[0]:
-                best = (val, weight.detach().clone())
-    hook.remove()
+    try:
+        for step in range(1, steps + 1):
+            bce = F.binary_cross_entropy_with_logits(s_tr @ weight.T, y_tr, pos_weight=pos_weight)
+            loss = bce + l1 * wrong_class_l1(weight, identity)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"non-finite training loss ({float(loss.detach())}) at step {step} of the last layer; "
+                                    "nothing was saved")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step % eval_every == 0 or step == steps:
+                with torch.no_grad():
+                    val = macro_auroc(val_labels, (s_va @ weight.T).cpu().numpy())
+                on_step(step, {"train_loss": float(loss.detach()), "train_bce": float(bce.detach()), "val_macro_auroc": val})
+                if val > best[0]:
+                    best = (val, weight.detach().clone())
+    finally:
+        hook.remove()
     with torch.no_grad():
         weight.copy_(best[1])
     return best[0]

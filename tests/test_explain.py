@@ -55,7 +55,10 @@ def test_contributions_sum_to_the_logit_for_every_label():
             assert sum(contributions) == pytest.approx(e["logit"], abs=1e-4)
             assert e["logit"] == pytest.approx(float(logits[n, c]), abs=1e-5)
             assert e["probability"] == pytest.approx(1 / (1 + np.exp(-e["logit"])), rel=1e-6)
-            assert contributions == sorted(contributions, reverse=True)
+            pro = [p["contribution"] for p in e["evidence_for"]]
+            con = [p["contribution"] for p in e["evidence_against"]]
+            assert pro == sorted(pro, reverse=True) and all(c > 0 for c in pro)
+            assert con == sorted(con) and all(c < 0 for c in con) and e["prototypes"] == e["evidence_for"] + e["evidence_against"]
             for p in e["prototypes"]:
                 assert p["contribution"] == pytest.approx(p["similarity"] * p["weight"], abs=1e-6)
     for e in explain(model, x[:1], list(LABELS), top=3)[0]:
@@ -363,3 +366,14 @@ def test_explain_over_a_folder_writes_a_json_and_a_figure_per_record(model_file,
     assert doc["record"] == "00002_lr" and doc["heart_rate_per_min"] < 60
     assert main(["explain", str(SAMPLE / "records100"), "--model", str(model_file)]) == 1
     assert "give --out-dir" in capsys.readouterr().err
+
+
+def test_a_class_that_could_not_be_calibrated_is_never_called_and_says_so():
+    from ecgproto.evidence import split_logits
+
+    logits = np.zeros((1, 2))  # sigmoid 0.5 reaches threshold 0.5: it would be called if calibration were trusted
+    calibration = {"slope": [1.0, 1.0], "intercept": [0.0, 0.0], "threshold": [0.5, 0.5], "fitted": [True, False]}
+    entries = split_logits(logits, np.ones((1, 2)), np.zeros((2, 2)), ["A", "B"], [1, 2], [0, 1], ["A", "B"],
+                           calibration)[0]
+    assert [e["called"] for e in entries] == [True, False]
+    assert [e["calibrated"] for e in entries] == [True, False]

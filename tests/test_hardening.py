@@ -479,3 +479,12 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_a_familiarity_reference_at_percentile_0_is_accepted_back():
+    from ecgproto.quality import familiarity_reference, malformed
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        reference = familiarity_reference(rng.random(37) * 0.7 + 0.123456789, 0.0)
+        assert malformed(None, reference, None, 16) == []

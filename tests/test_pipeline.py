@@ -93,7 +93,7 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     figures = json.loads((workspace / "metrics/interpretability.json").read_text())
     assert figures["prototypes"] + figures["pruned"] == 32 and 0 <= figures["class_purity_top10"] <= 1
     assert 0 < figures["own_class_share_of_evidence"] <= 1 and 0 <= figures["guard_pass_rate_test"] <= 1
-    assert figures["deletion_ecgs"] == metrics["records"]
+    assert 0 < figures["deletion_ecgs"] <= metrics["records"]
     assert final["calibration"]["fitted_on"] == "validation folds [9]" and final["guard"] and final["familiarity"]
     assert {"ece_uncalibrated", "ece_calibrated", "brier_calibrated"} <= set(metrics["final"])
     text = (workspace / "reports/report.md").read_text()
