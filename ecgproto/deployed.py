@@ -59,10 +59,15 @@ class DeployedModel:
                              f"and outputs logits ({n_labels}), similarities and local_similarities ({n_protos}))")
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> dict:
-        parts = [self.session.run(None, {"ecg": np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32)})
-                 for i in range(0, len(x), batch_size)]
-        logits, sims, local = (np.concatenate([p[k] for p in parts]) for k in range(3))
-        return {"logits": logits, "sims": sims, "local": local, "probs": 1 / (1 + np.exp(-logits))}
+        return batched_outputs(lambda batch: self.session.run(None, {"ecg": batch}), x, batch_size)
+
+
+def batched_outputs(run, x: np.ndarray, batch_size: int = 256) -> dict:
+    """{'logits', 'sims', 'local', 'probs'} over x in batches; run(float32 batch) -> (logits, sims, local).
+    One loop for both runtimes (the ONNX session here, the same graph in PyTorch in runner.py)."""
+    parts = [run(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32)) for i in range(0, len(x), batch_size)]
+    logits, sims, local = (np.concatenate([p[k] for p in parts]) for k in range(3))
+    return {"logits": logits, "sims": sims, "local": local, "probs": 1 / (1 + np.exp(-logits))}
 
 
 def _sources(meta: dict, path):

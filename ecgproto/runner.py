@@ -42,6 +42,7 @@ def _torch_runner(path: Path, require_prototypes: bool) -> Runner:
     import torch
 
     from .checkpoint import load_checkpoint
+    from .deployed import batched_outputs
     from .export import _Deployable, metadata
 
     model, state = load_checkpoint(path, require_prototypes=require_prototypes)
@@ -58,11 +59,7 @@ def _torch_runner(path: Path, require_prototypes: bool) -> Runner:
 
     @torch.no_grad()
     def outputs(x, batch_size=256):
-        parts = [[t.numpy() for t in deployable(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size],
-                                                                                    dtype=np.float32)))]
-                 for i in range(0, len(x), batch_size)]
-        logits, sims, local = (np.concatenate([p[k] for p in parts]) for k in range(3))
-        return {"logits": logits, "sims": sims, "local": local, "probs": 1 / (1 + np.exp(-logits))}
+        return batched_outputs(lambda batch: [t.numpy() for t in deployable(torch.from_numpy(batch))], x, batch_size)
 
     sources = state.get("source_signals")
     return Runner(metadata(model, state), outputs, True,
