@@ -7,17 +7,17 @@ from pathlib import Path
 import numpy as np
 from _common import run, seeded_device
 
-from ecgproto.config import ConfigError
+from ecgproto.calibration import thresholds
 from ecgproto.checkpoint import load_checkpoint
+from ecgproto.errors import ConfigError
 from ecgproto.explain import choose_cases, explain
+from ecgproto.files import atomic_dir, write_json
 from ecgproto.gallery import codes_of, draw_case, draw_gallery
 from ecgproto.inference import latents, predict
-from ecgproto.calibration import thresholds
 from ecgproto.interpretability import deletion_check, evidence_shares, interpretability
+from ecgproto.prepare import load_split
 from ecgproto.ptbxl import read_metadata, read_signals
 from ecgproto.quality import best_similarity, verdict
-from ecgproto.files import atomic_dir, write_json
-from ecgproto.prepare import load_split
 
 log = logging.getLogger("ecgproto")
 OUT = Path("reports/explain")
