@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install repro test bench bench-prepare real-subset real-subset-published ptbxl ptbxl-published clean
+.PHONY: install repro test bench bench-prepare rehearsal real-subset real-subset-published ptbxl ptbxl-published clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,12 @@ bench: $(STAMP)
 # (the synthetic tree is generated once into data/bench, about 2 minutes, and reused)
 bench-prepare: $(STAMP)
 	. $(BIN)/activate && ecgproto bench-prepare --out benchmarks/prepare.json
+
+# `make ptbxl` at PTB-XL's full size, against a local PhysioNet-like server (a synthetic 21,799-record
+# tree, generated once into data/rehearsal): the download is interrupted once and resumed, every stage
+# is timed; writes benchmarks/rehearsal.json (commit it after a run). About an hour on 2 cores.
+rehearsal: $(STAMP)
+	. $(BIN)/activate && ecgproto rehearsal --seed $(SEED) --out benchmarks/rehearsal.json
 
 # The whole DAG on the 1,625 real PTB-XL ECGs of ../shared/ptbxl-real-subset (folds 1-9): train on 1-8,
 # early-stop on 9, and evaluate on 9 too (the subset has no fold 10; the metrics say so). SEED=n varies

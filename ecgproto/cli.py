@@ -319,6 +319,17 @@ def _bench_prepare(args) -> str:
     return f"{json.dumps(result, indent=2)}\nwritten to {args.out}"
 
 
+def _rehearsal(args) -> str:
+    from . import rehearsal
+    from .files import check_writable, write_json
+
+    check_writable(Path(args.out), "--out")  # before an hour of work, not after
+    result = rehearsal.run(Path(args.workdir), args.records, args.seed, args.interrupt_at,
+                           progress=lambda line: print(line, file=sys.stderr, flush=True))
+    write_json(Path(args.out), result)
+    return f"{rehearsal.table(result)}\nwritten to {args.out}"
+
+
 def _recipe(args) -> str:
     from . import recipe
 
@@ -384,6 +395,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=_positive_int, default=300, help="records timed with the straightforward loop")
     p.add_argument("--out", default="benchmarks/prepare.json", help="result file (default: %(default)s)")
     p.set_defaults(func=_bench_prepare)
+
+    p = sub.add_parser("rehearsal", help="make ptbxl at full size against a local PhysioNet-like server, timed")
+    p.add_argument("--workdir", default="data/rehearsal", help="synthetic tree (kept) and the clone that runs")
+    p.add_argument("--records", type=_positive_int, default=21799, help="records (default: PTB-XL 1.0.3's count)")
+    p.add_argument("--seed", type=int, default=42, help="SEED for make ptbxl")
+    p.add_argument("--interrupt-at", type=_fraction, default=0.4, help="share of files after which the download "
+                   "is interrupted once (default: %(default)s)")
+    p.add_argument("--out", default="benchmarks/rehearsal.json", help="result file (default: %(default)s)")
+    p.set_defaults(func=_rehearsal)
 
     p = sub.add_parser("recipe", help="a named recipe (ecgproto/recipes/NAME.yaml) as dvc exp run -S arguments")
     p.add_argument("name", help="e.g. published")

@@ -16,7 +16,7 @@ from ecgproto.datatree import materialise
 from ecgproto.download import DownloadError, Limits, download
 from ecgproto.prepare import prepare
 from ecgproto.ptbxl import RecordError
-from local_physionet import LocalPhysioNet
+from ecgproto.physionet_server import LocalPhysioNet
 
 
 @pytest.fixture

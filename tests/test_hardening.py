@@ -32,7 +32,7 @@ from ecgproto.prepare import Split, check_trainable, prepare
 from ecgproto.ptbxl import LABELS, read_metadata, read_record, write_record
 from ecgproto.runtime import pick_device
 from ecgproto.train import fit
-from local_physionet import LocalPhysioNet
+from ecgproto.physionet_server import LocalPhysioNet
 
 MARKER = Path(os.environ.get("TMPDIR", "/tmp")) / f"ecgproto-payload-ran-{os.getpid()}"
 META = {"labels": list(LABELS), "highpass_hz": 0.5, "filter_order": 1,

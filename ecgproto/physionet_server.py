@@ -1,4 +1,5 @@
-"""A PhysioNet-like HTTP server on 127.0.0.1 for the download tests, with faults on demand."""
+"""A PhysioNet-like HTTP server on 127.0.0.1, with faults on demand: the download tests use it, and
+`ecgproto rehearsal` serves a full-size synthetic PTB-XL with it."""
 import threading
 import time
 from functools import partial
@@ -14,6 +15,7 @@ class Faults:
         self.replace = {}      # path -> bytes served instead of the file
         self.delay = 0.0       # seconds before every answer
         self.requests = []     # paths asked for, in order
+        self.log = []          # (time.monotonic(), path) of each request: one append, so threads cannot misalign it
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -30,6 +32,7 @@ class _Handler(SimpleHTTPRequestHandler):
             return
         rel = self.path[len(self.prefix):]
         self.faults.requests.append(rel)
+        self.faults.log.append((time.monotonic(), rel))
         time.sleep(self.faults.delay)
         if rel in self.faults.missing:
             self.send_error(404)
