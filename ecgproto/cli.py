@@ -12,9 +12,11 @@ from .errors import ConfigError, EcgprotoError, GateError, RecordError
 
 
 def _synth(args) -> str:
+    from . import config
     from .files import atomic_dir
     from .synth import generate
 
+    realism = config.load(Path(args.params)).data.synthetic_realism  # one source: params.yaml
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: is a file; expected a folder to write the synthetic tree into")
@@ -22,7 +24,7 @@ def _synth(args) -> str:
         raise ConfigError(f"{out}: folder is not empty; refusing to overwrite it (pass --overwrite to replace "
                           "the whole folder)")
     with atomic_dir(out) as tmp:  # all or nothing: an interrupted run leaves the folder as it was
-        generate(tmp, args.records, args.seed, progress=True)
+        generate(tmp, args.records, args.seed, realism, progress=True)
     return f"wrote {args.records} synthetic PTB-XL records to {args.out}"
 
 
@@ -313,18 +315,20 @@ def _bench_prepare(args) -> str:
     from . import bench_prepare, config
     from .files import write_json
 
-    result = bench_prepare.run(config.load(Path("params.yaml")).prepare, Path(args.workdir), args.records, args.subset,
+    params = config.load(Path("params.yaml"))
+    result = bench_prepare.run(params.prepare, params.data.synthetic_realism, Path(args.workdir), args.records, args.subset,
                                progress=lambda line: print(line, file=sys.stderr))
     write_json(Path(args.out), result)
     return f"{json.dumps(result, indent=2)}\nwritten to {args.out}"
 
 
 def _rehearsal(args) -> str:
-    from . import rehearsal
+    from . import config, rehearsal
     from .files import check_writable, write_json
 
     check_writable(Path(args.out), "--out")  # before an hour of work, not after
-    result = rehearsal.run(Path(args.workdir), args.records, args.seed, args.interrupt_at,
+    realism = config.load(Path("params.yaml")).data.synthetic_realism
+    result = rehearsal.run(Path(args.workdir), args.records, args.seed, realism, args.interrupt_at,
                            progress=lambda line: print(line, file=sys.stderr, flush=True))
     write_json(Path(args.out), result)
     return f"{rehearsal.table(result)}\nwritten to {args.out}"
@@ -343,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="output folder (new or empty)")
     p.add_argument("--records", type=_positive_int, default=2000)
     p.add_argument("--seed", type=_count, default=42)
+    p.add_argument("--params", default="params.yaml", help="its data.synthetic_realism sets how hard the ECGs are "
+                   "(default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT even if it holds files (all of them go)")
     p.set_defaults(func=_synth)
 

@@ -20,10 +20,26 @@ MIN_SYNTHETIC_RECORDS = 100  # fewer leaves the validation or test fold without 
 
 
 @dataclass(frozen=True)
+class SyntheticRealism:
+    """What makes real rhythms hard, in the synthetic generator (ecgproto/synth.py); 0 turns one off."""
+    morphology: float   # x PTB-XL-like prevalences of bundle branch blocks, infarction Q waves, LVH, ST-T changes
+    nuisance: float     # x breathing wander, muscle noise, electrode motion, patient and lead spread, poor leads
+    borderline: float   # share of rhythm draws placed near a criterion (rate 60 and 100/min, PR 200 ms, ...)
+    label_noise: float  # share of records with one reader's labelling error
+
+    def validate(self):
+        for key, high in (("morphology", 3.0), ("nuisance", 3.0), ("borderline", 1.0), ("label_noise", 0.5)):
+            value = getattr(self, key)
+            if not 0 <= value <= high:
+                raise ConfigError(f"data.synthetic_realism.{key} = {value!r}: expected 0 to {high}")
+
+
+@dataclass(frozen=True)
 class DataParams:
     source: str  # synthetic | folder | ptbxl
     synthetic_records: int
     synthetic_seed: int
+    synthetic_realism: SyntheticRealism
     folder: str  # an existing PTB-XL tree, used (and verified) when source is "folder"
     ptbxl_url: str
     ptbxl_version: str
@@ -81,6 +97,7 @@ class ModelParams:
     widths: tuple
     depths: tuple
     stem_kernel: int
+    input_norm: str  # none | lead (each lead of each ECG to zero mean, unit spread: gain-independent)
     latent_dim: int
     prototypes_per_class: int
     latent_activation: str
@@ -97,6 +114,7 @@ class ModelParams:
         _at_least("model.latent_dim", self.latent_dim, 1)
         _at_least("model.prototypes_per_class", self.prototypes_per_class, 1)
         _choice("model.latent_activation", self.latent_activation, ("sigmoid", "none"))
+        _choice("model.input_norm", self.input_norm, ("none", "lead"))
 
 
 @dataclass(frozen=True)
@@ -191,6 +209,11 @@ class GuardParams:
 
 
 @dataclass(frozen=True)
+class TransferParams:
+    folder: str  # a real PTB-XL tree the synthetic-trained models are scored on (stage `transfer`); may be absent
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     bootstrap: int
     per_batch_size: int
@@ -233,6 +256,7 @@ class Params:
     classifier: ClassifierParams
     guard: GuardParams
     evaluate: EvaluateParams
+    transfer: TransferParams
     explain: ExplainParams
 
     def validate(self):

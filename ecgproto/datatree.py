@@ -81,7 +81,7 @@ def materialise(out: Path, params: DataParams, progress: bool = False) -> str:
     """Write the PTB-XL tree for `params` to `out` atomically; returns a one-line summary."""
     with atomic_dir(out) as tmp:
         if params.source == "synthetic":
-            generate(tmp, params.synthetic_records, params.synthetic_seed, progress=progress)
+            generate(tmp, params.synthetic_records, params.synthetic_seed, params.synthetic_realism, progress=progress)
             return f"synthetic PTB-XL: {params.synthetic_records} records, seed {params.synthetic_seed}"
         if params.source == "ptbxl":
             src = Path(params.download_dir) / f"ptb-xl-{params.ptbxl_version}"

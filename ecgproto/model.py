@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 N_LEADS = 12
+INPUT_VAR_FLOOR = 1e-2  # a flat lead (variance ~0 in standardised units) is not blown up into its noise
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,10 @@ class BackboneConfig:
     widths: tuple
     depths: tuple
     stem_kernel: int = 7
+    # lead: each lead of each ECG scaled to zero mean and unit spread before the stem, so no amplifier's
+    # gain, patient's voltage or third party's z-scoring changes the input. Model files from before
+    # this option have no such key: they were trained without it.
+    input_norm: str = "none"
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class ResNet1d(nn.Module):
             c_in = width
         self.stages = nn.Sequential(*stages)
         self.out_channels = c_in
+        if cfg.input_norm not in ("none", "lead"):
+            raise ValueError(f"input_norm {cfg.input_norm!r}: expected 'none' or 'lead'")
+        self.input_norm = cfg.input_norm
 
     @staticmethod
     def _make_stage(c_in, c_out, depth, stride):
@@ -72,6 +80,9 @@ class ResNet1d(nn.Module):
         return nn.Sequential(*blocks)
 
     def forward(self, x):
+        if self.input_norm == "lead":
+            x = x - x.mean(dim=-1, keepdim=True)
+            x = x / torch.sqrt(x.pow(2).mean(dim=-1, keepdim=True) + INPUT_VAR_FLOOR)
         return self.stages(self.stem(x))
 
 
@@ -199,7 +210,8 @@ class ProtoECGNet1D(nn.Module):
 
 def backbone_config(m) -> BackboneConfig:
     """The backbone that params.yaml's `model` section (a config.ModelParams) describes."""
-    return BackboneConfig(widths=tuple(m.widths), depths=tuple(m.depths), stem_kernel=m.stem_kernel)
+    return BackboneConfig(widths=tuple(m.widths), depths=tuple(m.depths), stem_kernel=m.stem_kernel,
+                          input_norm=m.input_norm)
 
 
 def prototype_model(m, n_classes: int) -> ProtoECGNet1D:

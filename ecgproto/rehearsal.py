@@ -135,7 +135,7 @@ def _throughput(log: list, root: Path) -> dict:
             "files_per_s": round(len(paths) / seconds, 1), "mb_per_s": round(size / 1e6 / seconds, 2)}
 
 
-def _tree(workdir: Path, records: int, progress) -> Path:
+def _tree(workdir: Path, records: int, realism, progress) -> Path:
     from .files import atomic_dir
     from .synth import generate
 
@@ -143,7 +143,7 @@ def _tree(workdir: Path, records: int, progress) -> Path:
     if not (tree / "SHA256SUMS.txt").is_file():  # written last: its presence means the tree is whole
         progress(f"generating {records} synthetic records in {tree} (once; kept for later rehearsals)")
         with atomic_dir(tree) as tmp:
-            generate(tmp, records, seed=42, progress=True)
+            generate(tmp, records, 42, realism, progress=True)
     return tree
 
 
@@ -159,7 +159,7 @@ def _clone(repo: Path, clone: Path, progress) -> str:
                           check=True).stdout.strip()
 
 
-def run(workdir: Path, records: int = FULL_SIZE, seed: int = 42, interrupt_share: float = 0.4,
+def run(workdir: Path, records: int, seed: int, realism, interrupt_share: float,
         progress=print) -> dict:
     from .physionet_server import LocalPhysioNet
 
@@ -170,7 +170,7 @@ def run(workdir: Path, records: int = FULL_SIZE, seed: int = 42, interrupt_share
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     venv = Path(sys.executable).parent.parent  # this environment serves the clone: no second install
-    tree = _tree(workdir, records, progress)
+    tree = _tree(workdir, records, realism, progress)
     wanted = sum(1 for line in (tree / "SHA256SUMS.txt").read_text().splitlines() if line.strip())
     clone = workdir / "repo"
     commit = _clone(repo, clone, progress)
@@ -179,6 +179,7 @@ def run(workdir: Path, records: int = FULL_SIZE, seed: int = 42, interrupt_share
     # the clone's code, not this checkout's editable install, even if this checkout changes meanwhile
     env = dict(os.environ, PYTHONPATH=str(clone), PYTHONUNBUFFERED="1")
     server = LocalPhysioNet(tree, VERSION)
+    children = []  # each in its own process group, so that stopping one stops its whole tree
     result = {"records": records, "commit": commit, "cpus": os.cpu_count(),
               "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     try:
@@ -187,7 +188,9 @@ def run(workdir: Path, records: int = FULL_SIZE, seed: int = 42, interrupt_share
         start = time.monotonic()
         target = clone / "data" / "download" / f"ptb-xl-{VERSION}"
         first = subprocess.Popen([str(venv / "bin" / "ecgproto"), "download", str(target), "--base-url", server.url],
-                                 cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                 cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        children.append(first)
         reader = LogReader(first.stdout, log_path)
         while first.poll() is None and len(server.faults.log) < interrupt_share * wanted:
             time.sleep(0.05)
@@ -202,14 +205,19 @@ def run(workdir: Path, records: int = FULL_SIZE, seed: int = 42, interrupt_share
         start = time.monotonic()
         make = subprocess.Popen(["make", "-C", str(clone), f"VENV={venv}", "-o", str(venv / ".installed"), "ptbxl",
                                  f"SEED={seed}", f"ARGS=-S data.ptbxl_url={server.base}"],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        children.append(make)
         monitor = Monitor(make.pid)
         reader = LogReader(make.stdout, log_path, echo=progress)
         make_code = make.wait()
         reader.join()
         monitor.stop()
         make_seconds = time.monotonic() - start
-    finally:
+    finally:  # stopped (Ctrl-C, SIGTERM) or failed: no make, dvc or stage is left running behind us
+        for child in children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGTERM)
+                child.wait()
         server.stop()
     resume_log = server.faults.log[len(first_log):]
     resumed = {p for _, p in resume_log} - {"SHA256SUMS.txt"}

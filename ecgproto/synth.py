@@ -5,15 +5,26 @@ dipole direction (x left, y inferior, z anterior). Leads are projections of the 
 directly, III/aVR/aVL/aVF derived from I and II (Einthoven, Goldberger), so the limb leads are
 consistent by construction. Rhythms follow ../shared/FACTS.md section 5: the beat schedule (RR
 intervals, P-wave behaviour, conduction) is what distinguishes the 16 codes.
+
+What makes real rhythms hard is added on top, each scaled by a `SyntheticRealism` value (params.yaml,
+data.synthetic_realism; 0 turns it off): morphology that changes QRS and ST-T but not the rhythm (bundle
+branch blocks, infarction Q waves, LVH voltages, ST-T changes; per patient, at PTB-XL-like prevalences),
+recording nuisance (breathing wander, muscle noise, electrode motion, spread of axis and amplitude between
+patients and of gain between leads, an occasional poor lead), borderline cases (rates near 60 and 100/min,
+PR near 200 ms, QRS near 110-120 ms, mild sinus arrhythmia, fine fibrillatory waves, variable flutter
+conduction, a single premature beat) and one reader's labelling errors. What each record really is stays in
+synthetic_truth.csv beside the metadata.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from .checksums import write_checksums
+from .config import SyntheticRealism
 from .ptbxl import CODE_NAMES as DESCRIPTIONS
 from .ptbxl import FS, LABELS, N_SAMPLES, write_record
 
@@ -33,6 +44,20 @@ SINUS = ("SR", "STACH", "SARRH", "SBRAD")
 CARRIES_SR = ("SVARR", "BIGU", "TRIGU")
 
 CONDUCTION = ("1AVB", "IVCD", "2AVB", "3AVB")
+
+# Morphology outside the 16 codes, per patient, at roughly PTB-XL's prevalences (x realism.morphology).
+MORPHOLOGY = {"CLBBB": 0.025, "CRBBB": 0.03, "IMI": 0.10, "ASMI": 0.09, "LVH": 0.10, "NDT": 0.15}
+OTHER_CODES = {"CLBBB": "complete left bundle branch block", "CRBBB": "complete right bundle branch block",
+               "IMI": "inferior myocardial infarction", "ASMI": "anteroseptal myocardial infarction",
+               "LVH": "left ventricular hypertrophy", "NDT": "non-diagnostic T abnormalities",
+               "PVC": "ventricular premature complex"}
+# One reader's errors: what a true category is most often read as (a rhythm misread).
+READ_AS = {
+    "SR": ("SARRH", "SBRAD", "STACH"), "SARRH": ("SR",), "SBRAD": ("SR",), "STACH": ("SR", "SVTAC"),
+    "AFIB": ("AFLT", "SVARR"), "AFLT": ("AFIB", "STACH"), "SVTAC": ("STACH", "PSVT"), "PSVT": ("SVTAC",),
+    "SVARR": ("SR", "AFIB"), "BIGU": ("TRIGU", "SVARR"), "TRIGU": ("BIGU",), "2AVB": ("3AVB", "SR"),
+    "3AVB": ("2AVB",), "PACE": ("SR",), "EAR": ("SR",),
+}
 DATABASE_COLUMNS = [
     "ecg_id", "patient_id", "age", "sex", "height", "weight", "nurse", "site", "device", "recording_date",
     "report", "scp_codes", "heart_axis", "infarction_stadium1", "infarction_stadium2", "validated_by",
@@ -82,9 +107,9 @@ class Waves:
         return LEAD_VECTORS @ (self.rotation @ dipole)
 
 
-def _rotation(rng) -> np.ndarray:
-    """Small random rotation: per-patient anatomical variation of the heart's axis."""
-    angles = np.radians(rng.uniform(-15, 15, size=3))
+def _rotation(rng, degrees: float) -> np.ndarray:
+    """Random rotation of up to `degrees` about each axis: per-patient anatomy of the heart's axis."""
+    angles = np.radians(rng.uniform(-degrees, degrees, size=3))
     cx, cy, cz = np.cos(angles)
     sx, sy, sz = np.sin(angles)
     rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
@@ -94,37 +119,68 @@ def _rotation(rng) -> np.ndarray:
 
 
 class Patient:
-    """Per-patient morphology: axis, amplitudes, QRS and T shape; shared by the patient's records."""
+    """Per-patient morphology: axis, amplitudes, QRS and T shape, and the morphology codes of
+    MORPHOLOGY; shared by the patient's records."""
 
-    def __init__(self, rng):
-        self.rotation = _rotation(rng)
-        axis = np.radians(rng.uniform(-10, 75))
+    def __init__(self, rng, realism: SyntheticRealism):
+        spread = realism.nuisance
+        self.rotation = _rotation(rng, 15 + 10 * spread)
+        axis = np.radians(rng.uniform(-10 - 20 * spread, 75 + 15 * spread))
         self.r_dir = _unit(np.cos(axis), np.sin(axis), -0.45)
-        self.r_amp = rng.uniform(0.8, 1.6)
+        self.r_amp = rng.uniform(0.8, 1.6) * np.exp(0.25 * spread * rng.standard_normal())
         self.t_dir = _unit(np.cos(axis) + 0.3, np.sin(axis), 0.25)
         self.t_amp = rng.uniform(0.2, 0.45)
-        self.p_amp = rng.uniform(0.1, 0.2)
+        self.p_amp = rng.uniform(0.1, 0.2) * np.exp(0.2 * spread * rng.standard_normal())
         self.qrs_scale = rng.uniform(0.9, 1.1)
         self.age = int(rng.integers(25, 90))
         self.sex = int(rng.integers(0, 2))
         self.weight = float(rng.integers(50, 110))
+        draws = rng.random(len(MORPHOLOGY))  # always drawn, so the scale changes no other draw
+        self.morph = {c for (c, share), u in zip(MORPHOLOGY.items(), draws) if u < share * realism.morphology}
+        if {"CLBBB", "CRBBB"} <= self.morph:
+            self.morph.discard("CRBBB")
+        if "LVH" in self.morph:  # high voltages, often with a strain pattern (lateral T inversion)
+            self.r_amp *= rng.uniform(1.6, 2.2)
+            if rng.random() < 0.5:
+                self.t_dir = _unit(-np.cos(axis), 0.4 * np.sin(axis), -0.3)
+        if "NDT" in self.morph:  # flat or inverted T waves
+            self.t_amp *= rng.uniform(-0.7, 0.3)
+        if "CLBBB" in self.morph:  # discordant T: opposite to the broad leftward-posterior QRS
+            self.t_dir = -LBBB_DIR
 
 
 SINUS_P_DIR = _unit(0.55, 0.8, 0.15)
 ECTOPIC_P_DIR = _unit(0.45, -0.85, 0.2)  # low atrial focus: inverted P in II, III, aVF
 SEPTAL_DIR = _unit(-0.5, 0.2, 0.85)
 TERMINAL_DIR = _unit(-0.6, -0.45, -0.65)
+LBBB_DIR = _unit(0.75, 0.2, -0.6)    # slow leftward-posterior activation: broad R in I and V6, QS in V1
+RBBB_DIR = _unit(-0.55, 0.05, 0.85)  # late rightward-anterior forces: R' in V1, broad S in I and V6
 
 
-def _conducted_beat(w: Waves, p: Patient, t_q, rr, wide, rng, retro=False):
-    """Supraventricular QRS (onset t_q) followed by its T wave. wide: IVCD-like slowed conduction."""
-    s = p.qrs_scale * (1.5 if wide else 1.0)
-    w.add(t_q + 0.015 * s, 0.008 * s, 0.15, SEPTAL_DIR)
-    w.add(t_q + 0.04 * s, 0.011 * s, p.r_amp, p.r_dir)
-    w.add(t_q + 0.07 * s, 0.011 * s, 0.35 * p.r_amp, TERMINAL_DIR)
-    if wide:  # notched, slurred terminal forces
-        w.add(t_q + 0.095 * s, 0.012 * s, 0.25 * p.r_amp, _unit(-0.2, 0.4, -0.8))
-    qt = 0.40 * np.sqrt(min(max(rr, 0.3), 2.0)) + (0.03 if wide else 0.0)
+def _conducted_beat(w: Waves, p: Patient, t_q, rr, qrs, rng, retro=False):
+    """Supraventricular QRS (onset t_q) followed by its T wave. qrs: QRS width relative to 90 ms
+    (above about 1.22, i.e. 110 ms, IVCD-like slowed conduction with slurred terminal forces)."""
+    morph = p.morph
+    s = max(qrs, 1.45) if morph & {"CLBBB", "CRBBB"} else qrs
+    if "CLBBB" in morph:  # no septal q; one broad, notched leftward-posterior wave
+        w.add(t_q + 0.045 * s, 0.02 * s, 1.1 * p.r_amp, LBBB_DIR)
+        w.add(t_q + 0.085 * s, 0.015 * s, 0.5 * p.r_amp, LBBB_DIR)
+    else:
+        if "ASMI" in morph:  # septal forces lost: initial posterior force, QS in V1-V3
+            w.add(t_q + 0.015 * s, 0.012 * s, 0.4 * p.r_amp, _unit(0.1, 0.1, -1))
+        else:
+            w.add(t_q + 0.015 * s, 0.008 * s, 0.15, SEPTAL_DIR)
+        if "IMI" in morph:  # initial superior force: Q waves in II, III, aVF
+            w.add(t_q + 0.012 * s, 0.011 * s, 0.35 * p.r_amp, _unit(0.1, -1, 0))
+        w.add(t_q + 0.04 * s, 0.011 * s, p.r_amp, p.r_dir)
+        w.add(t_q + 0.07 * s, 0.011 * s, 0.35 * p.r_amp, TERMINAL_DIR)
+        if "CRBBB" in morph:
+            w.add(t_q + 0.105 * s, 0.016 * s, 0.6 * p.r_amp, RBBB_DIR)
+        elif s > 1.15:  # notched, slurred terminal forces, growing with the width
+            w.add(t_q + 0.095 * s, 0.012 * s, min(1.0, (s - 1.15) / 0.3) * 0.25 * p.r_amp, _unit(-0.2, 0.4, -0.8))
+    qt = 0.40 * np.sqrt(min(max(rr, 0.3), 2.0)) + 0.09 * max(s - 1.0, 0.0)
+    if "NDT" in morph:  # ST depression before the flattened T
+        w.add(t_q + 0.10 * s + 0.06, 0.04, -0.08, p.r_dir)
     w.add(t_q + qt - 0.08, 0.045, p.t_amp, p.t_dir)
     if retro:  # retrograde P buried right after the QRS
         w.add(t_q + 0.11, 0.015, 0.08, ECTOPIC_P_DIR)
@@ -147,22 +203,23 @@ def _regular_times(rr, start=-MARGIN, stop=10 + MARGIN, jitter=0.02, rng=None):
     return start + rng.uniform(0, rr) + np.concatenate([[0], np.cumsum(rrs[:-1])])
 
 
-def _sinus(w, p, rng, hr, pr, wide, sarrh=False, p_dir=SINUS_P_DIR):
+def _sinus(w, p, rng, hr, pr, qrs, breathing=0.0, p_dir=SINUS_P_DIR):
+    """Sinus beats at `hr`; breathing: relative amplitude of the respiratory RR modulation (sinus
+    arrhythmia from about 0.12)."""
     rr0 = 60 / hr
     t, times = -MARGIN + rng.uniform(0, rr0), []
-    freq, phase, amp = rng.uniform(0.15, 0.4), rng.uniform(0, 2 * np.pi), rng.uniform(0.14, 0.22)
+    freq, phase = rng.uniform(0.15, 0.4), rng.uniform(0, 2 * np.pi)
     while t < 10 + MARGIN:
         times.append(t)
-        mod = 1 + amp * np.sin(2 * np.pi * freq * t + phase) if sarrh else 1 + 0.015 * rng.standard_normal()
-        t += rr0 * mod
+        t += rr0 * (1 + breathing * np.sin(2 * np.pi * freq * t + phase) + 0.015 * rng.standard_normal())
     for i, tq in enumerate(times):
         rr = times[i] - times[i - 1] if i else rr0
         _p_wave(w, p, tq - pr, p_dir)
-        _conducted_beat(w, p, tq, rr, wide, rng)
+        _conducted_beat(w, p, tq, rr, qrs, rng)
     return np.array(times)
 
 
-def _ectopy(w, p, rng, every, pr, wide):
+def _ectopy(w, p, rng, every, pr, qrs):
     """BIGU (every=2), TRIGU (every=3): sinus beats with premature ventricular beats and a full
     compensatory pause."""
     hr = rng.uniform(60, 90)
@@ -175,12 +232,12 @@ def _ectopy(w, p, rng, every, pr, wide):
             _ventricular_beat(w, p, t - rr + coupling * rr, direction)
         else:
             _p_wave(w, p, t - pr)
-            _conducted_beat(w, p, t, rr, wide, rng)
+            _conducted_beat(w, p, t, rr, qrs, rng)
         t += rr * (1 + 0.01 * rng.standard_normal())
         k += 1
 
 
-def _svarr(w, p, rng, pr, wide):
+def _svarr(w, p, rng, pr, qrs):
     """Sinus rhythm with 2-3 premature atrial beats (early, abnormal P, narrow QRS), which reset the
     sinus node (non-compensatory pause)."""
     rr = 60 / rng.uniform(60, 85)
@@ -190,31 +247,35 @@ def _svarr(w, p, rng, pr, wide):
         if k in premature_at:
             t = t - rr + rng.uniform(0.55, 0.7) * rr
             _p_wave(w, p, t - 0.13, _unit(-0.3, 0.3, 0.9), scale=1.3)
-            _conducted_beat(w, p, t, rr * 0.6, wide, rng)
+            _conducted_beat(w, p, t, rr * 0.6, qrs, rng)
         else:
             _p_wave(w, p, t - pr)
-            _conducted_beat(w, p, t, rr, wide, rng)
+            _conducted_beat(w, p, t, rr, qrs, rng)
         t += rr * (1 + 0.01 * rng.standard_normal())
         k += 1
 
 
-def _afib(w, p, rng, wide):
+def _afib(w, p, rng, qrs, near=False):
+    """Irregularly irregular ventricular response and fibrillatory waves; near: fine f waves and a less
+    irregular response (the hard cases)."""
     hr = rng.uniform(70, 150)
+    spread = (0.8, 1.25) if near else (0.6, 1.45)
     t = -MARGIN
     while t < 10 + MARGIN:
-        rr = 60 / hr * rng.uniform(0.6, 1.45)  # irregularly irregular
+        rr = 60 / hr * rng.uniform(*spread)
         t += rr
-        _conducted_beat(w, p, t, rr, wide, rng)
+        _conducted_beat(w, p, t, rr, qrs, rng)
     # fibrillatory waves: a few drifting 6-10 Hz components, strongest in V1 and the inferior leads
     f = np.zeros(N_SAMPLES)
     for _ in range(3):
         freq = rng.uniform(6, 10) + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * T)
         f += np.sin(2 * np.pi * np.cumsum(freq) / FS + rng.uniform(0, 2 * np.pi))
-    f *= rng.uniform(0.05, 0.1) / 1.5
+    f *= rng.uniform(0.01, 0.03) / 1.5 if near else rng.uniform(0.05, 0.1) / 1.5
     w.extra += np.outer(_unit(0.1, 0.6, 0.8), f)
 
 
-def _aflt(w, p, rng, wide):
+def _aflt(w, p, rng, qrs, near=False):
+    """Flutter waves at 250-330/min conducted 2:1 or 4:1; near: variable conduction (2-4:1, irregular)."""
     from scipy.signal import sawtooth
 
     flutter_rate = rng.uniform(250, 330)
@@ -225,14 +286,16 @@ def _aflt(w, p, rng, wide):
     ratio = int(rng.choice([2, 2, 4]))
     t = -MARGIN + phase
     while t < 10 + MARGIN:
-        _conducted_beat(w, p, t + 0.25, period * ratio, wide, rng)
+        if near:
+            ratio = int(rng.choice([2, 3, 4]))
+        _conducted_beat(w, p, t + 0.25, period * ratio, qrs, rng)
         t += period * ratio
 
 
 def _svt(w, p, rng, hr, start=-MARGIN, stop=10 + MARGIN):
     for tq in _regular_times(60 / hr, start, stop, jitter=0.005, rng=rng):
         if tq < stop:
-            _conducted_beat(w, p, tq, 60 / hr, False, rng, retro=True)
+            _conducted_beat(w, p, tq, 60 / hr, p.qrs_scale, rng, retro=True)
 
 
 def _psvt(w, p, rng, pr):
@@ -244,7 +307,7 @@ def _psvt(w, p, rng, pr):
     for tq in _regular_times(60 / hr_sinus, *sinus_span, rng=rng):
         if tq < sinus_span[1]:
             _p_wave(w, p, tq - pr)
-            _conducted_beat(w, p, tq, 60 / hr_sinus, False, rng)
+            _conducted_beat(w, p, tq, 60 / hr_sinus, p.qrs_scale, rng)
     svt_span = (switch + 0.5, 10 + MARGIN) if onset else (-MARGIN, switch - 0.5)
     _svt(w, p, rng, hr_svt, *svt_span)
 
@@ -260,7 +323,7 @@ def _avb2(w, p, rng):
         dropped = pos == (1 if kind == "2to1" else cycle - 1)
         if not dropped:
             pr = 0.16 + 0.08 * pos if kind == "wenckebach" else 0.18
-            _conducted_beat(w, p, tp + pr, pp, False, rng)
+            _conducted_beat(w, p, tp + pr, pp, p.qrs_scale, rng)
 
 
 def _avb3(w, p, rng):
@@ -273,7 +336,7 @@ def _avb3(w, p, rng):
         if wide:
             _ventricular_beat(w, p, tq, _unit(0.5, -0.5, -0.7), amp=1.3)
         else:
-            _conducted_beat(w, p, tq, rr, False, rng)
+            _conducted_beat(w, p, tq, rr, p.qrs_scale, rng)
 
 
 def _pace(w, p, rng):
@@ -287,24 +350,102 @@ def _pace(w, p, rng):
         _ventricular_beat(w, p, tq + 0.01, _unit(0.55, -0.6, -0.6), amp=1.4)
 
 
-def simulate(category: str, conduction: tuple, p: Patient, rng) -> np.ndarray:
-    """(12, 1000) millivolts for one record of a primary category plus conduction add-ons."""
+# Rates (per minute) by category: the criteria abut (SBRAD < 60 <= SR < 100 <= STACH); `near`: within a
+# few beats of a criterion, as in the hard cases of a real dataset.
+RATES = {"SR": (60, 100), "STACH": (100, 150), "SBRAD": (40, 60), "SARRH": (55, 85), "EAR": (60, 90)}
+RATES_NEAR = {"SR": ((60, 63), (96, 100)), "STACH": ((100, 105),), "SBRAD": ((56, 60),)}
+
+
+def _near_range(rng, ranges):
+    return ranges[int(rng.integers(len(ranges)))]
+
+
+def _single_pvc(w, p, times, rng):
+    """One premature ventricular beat in place of a sinus beat (SR with a PVC: not BIGU/TRIGU)."""
+    inside = [i for i, t in enumerate(times) if 1 < t < 9]
+    i = inside[int(rng.integers(len(inside)))]
+    rr = times[i] - times[i - 1]
+    _ventricular_beat(w, p, times[i - 1] + rng.uniform(0.55, 0.7) * rr, _unit(-0.3, -0.8, 0.6))
+
+
+def _band_noise(rng, shape, low_hz, high_hz):
+    """White noise limited to low-high Hz (FFT mask), unit standard deviation."""
+    spectrum = np.fft.rfft(rng.standard_normal(shape), axis=-1)
+    freqs = np.fft.rfftfreq(shape[-1], 1 / FS)
+    spectrum[..., (freqs < low_hz) | (freqs > high_hz)] = 0
+    x = np.fft.irfft(spectrum, n=shape[-1], axis=-1)
+    return x / max(float(x.std()), 1e-12)
+
+
+def _nuisance(x, rng, scale, notes):
+    """Recording nuisance on the independent leads (I, II, V1-V6), in place; notes names what was added
+    (PTB-XL's baseline_drift, static_noise, burst_noise and electrodes_problems columns)."""
+    names = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+    # slow drift below 0.5 Hz (as any recording), and breathing, whose amplitude differs by lead
+    freqs = rng.uniform(0.05, 0.45, size=(8, 2, 1))
+    phases = rng.uniform(0, 2 * np.pi, size=(8, 2, 1))
+    x += (rng.uniform(0.02, 0.15, size=(8, 2, 1)) * np.sin(2 * np.pi * freqs * T + phases)).sum(axis=1)
+    x += rng.uniform(0, 0.3 * scale, size=(8, 1)) * np.sin(2 * np.pi * rng.uniform(0.15, 0.4) * T
+                                                            + rng.uniform(0, 2 * np.pi))
+    # electrode placement and skin: a gain per lead
+    x *= np.exp(0.15 * scale * rng.standard_normal((8, 1)))
+    u = rng.random(4)  # always drawn, so the scale changes no other draw
+    if u[0] < 0.25 * scale:  # muscle tremor: 20-45 Hz noise swelling and fading
+        envelope = np.clip(_band_noise(rng, (1, N_SAMPLES), 0.1, 0.6) + 0.5, 0, None)
+        x += rng.uniform(0.01, 0.04) * envelope * _band_noise(rng, (8, N_SAMPLES), 20, 45)
+        notes["static_noise"] = "alles"
+    if u[1] < 0.08 * scale:  # electrode motion: a large slow transient on one or two leads
+        leads = rng.choice(8, size=int(rng.integers(1, 3)), replace=False)
+        width = int(rng.uniform(0.3, 1.5) * FS)
+        at = int(rng.integers(0, N_SAMPLES - width))
+        burst = np.hanning(width) * _band_noise(rng, (len(leads), width), 0.5, 5) * rng.uniform(0.3, 1.2)
+        x[leads, at:at + width] += burst
+        notes["burst_noise"] = ",".join(names[k] for k in sorted(leads))
+    if u[2] < 0.02 * scale:  # a poor lead: loose electrode, broadband noise
+        lead = int(rng.integers(8))
+        x[lead] += rng.uniform(0.05, 0.2) * _band_noise(rng, (N_SAMPLES,), 0.5, 50)
+        notes["electrodes_problems"] = names[lead]
+    if u[3] < 0.5 * scale and "static_noise" not in notes:
+        notes["baseline_drift"] = "alles"
+    x += rng.normal(0, rng.uniform(0.005, 0.02), size=x.shape)
+
+
+def simulate(category: str, conduction: tuple, p: Patient, rng, realism: SyntheticRealism) -> tuple:
+    """One record of a primary category plus conduction add-ons: ((12, 1000) millivolts, notes), where
+    notes holds extra scp codes (a single PVC) and the nuisance columns."""
     w = Waves(p.rotation)
-    pr = rng.uniform(0.22, 0.32) if "1AVB" in conduction else rng.uniform(0.13, 0.19)
-    wide = "IVCD" in conduction
+    notes, codes = {}, {}
+    near = rng.random() < realism.borderline
+    if "1AVB" in conduction:
+        pr = rng.uniform(0.202, 0.22) if near else rng.uniform(0.21, 0.30)
+    else:
+        pr = rng.uniform(0.18, 0.198) if near else rng.uniform(0.12, 0.19)
+    if "IVCD" in conduction:
+        qrs = rng.uniform(1.22, 1.28) if near else rng.uniform(1.28, 1.55)
+    else:
+        qrs = rng.uniform(1.12, 1.2) if near else p.qrs_scale
     if category in SINUS or category == "EAR":
-        hr = {"SR": (60, 98), "STACH": (105, 150), "SBRAD": (40, 56), "SARRH": (55, 85),
-              "EAR": (60, 90)}[category]
+        rates = _near_range(rng, RATES_NEAR[category]) if near and category in RATES_NEAR else RATES[category]
+        if category == "SARRH":
+            breathing = rng.uniform(0.1, 0.13) if near else rng.uniform(0.14, 0.22)
+        else:
+            breathing = rng.uniform(0.02, 0.05) if near else 0.0
         p_dir = ECTOPIC_P_DIR if category == "EAR" else SINUS_P_DIR
-        _sinus(w, p, rng, rng.uniform(*hr), pr, wide, sarrh=category == "SARRH", p_dir=p_dir)
+        hr = rng.uniform(*rates)
+        times = _sinus(w, p, rng, hr, pr, qrs, breathing, p_dir=p_dir)
+        notes["measures"] = {"rate": hr, "pr": pr, "qrs": qrs}  # what a reader measures, to label by
+        if category == "SR" and near and rng.random() < 0.3:
+            _single_pvc(w, p, times, rng)
+            codes["PVC"] = 100.0
     elif category in ("BIGU", "TRIGU"):
-        _ectopy(w, p, rng, 2 if category == "BIGU" else 3, pr, wide)
+        _ectopy(w, p, rng, 2 if category == "BIGU" else 3, pr, qrs)
     elif category == "SVARR":
-        _svarr(w, p, rng, pr, wide)
+        _svarr(w, p, rng, pr, qrs)
     elif category == "AFIB":
-        _afib(w, p, rng, wide)
+        _afib(w, p, rng, qrs, near)
+        notes["measures"] = {"qrs": qrs}
     elif category == "AFLT":
-        _aflt(w, p, rng, wide)
+        _aflt(w, p, rng, qrs, near)
     elif category == "SVTAC":
         _svt(w, p, rng, rng.uniform(150, 230))
     elif category == "PSVT":
@@ -318,16 +459,12 @@ def simulate(category: str, conduction: tuple, p: Patient, rng) -> np.ndarray:
     else:
         raise ValueError(f"unknown synthetic category {category!r}")
     independent = w.render()  # I, II, V1..V6
-    # baseline wander below 0.5 Hz and white noise, per independent lead
-    freqs = rng.uniform(0.05, 0.45, size=(8, 2, 1))
-    phases = rng.uniform(0, 2 * np.pi, size=(8, 2, 1))
-    amps = rng.uniform(0.02, 0.15, size=(8, 2, 1))
-    independent += (amps * np.sin(2 * np.pi * freqs * T + phases)).sum(axis=1)
-    independent += rng.normal(0, rng.uniform(0.005, 0.02), size=independent.shape)
+    _nuisance(independent, rng, realism.nuisance, notes)
     lead_i, lead_ii = independent[0], independent[1]
     limb = np.stack([lead_i, lead_ii, lead_ii - lead_i, -(lead_i + lead_ii) / 2,
                      lead_i - lead_ii / 2, lead_ii - lead_i / 2])
-    return np.concatenate([limb, independent[2:]]).astype(np.float32)
+    notes["codes"] = codes
+    return np.concatenate([limb, independent[2:]]).astype(np.float32), notes
 
 
 def _record_plan(n_records: int, rng):
@@ -384,8 +521,49 @@ def codes_of(category: str, conduction: tuple) -> dict:
     return codes
 
 
-def generate(out: Path, n_records: int = 2000, seed: int = 42, progress: bool = False) -> pd.DataFrame:
-    """Write a synthetic PTB-XL tree to `out`; same (n_records, seed) gives the same bytes."""
+# How precisely one reader measures on paper at 25 mm/s: rate (/min), PR (s), QRS (x 90 ms).
+READER_SD = {"rate": 1.0, "pr": 0.006, "qrs": 0.04}
+
+
+def _read_measures(category: str, conduction: tuple, measures: dict, rng) -> tuple:
+    """The reader labels rate, PR and QRS by their own measurement: near a criterion it can fall on the
+    other side (a rate of 61/min read as bradycardia, a PR of 196 ms as first-degree block)."""
+    found = [c for c in conduction if c not in ("1AVB", "IVCD")]
+    if "rate" in measures and category in ("SR", "SBRAD", "STACH"):
+        seen = measures["rate"] + READER_SD["rate"] * rng.standard_normal()
+        category = "SBRAD" if seen < 60 else "STACH" if seen >= 100 else "SR"
+    if "pr" in measures and measures["pr"] + READER_SD["pr"] * rng.standard_normal() > 0.2:
+        found.append("1AVB")
+    if "qrs" in measures and measures["qrs"] + READER_SD["qrs"] * rng.standard_normal() > 1.22:
+        found.append("IVCD")
+    return category, tuple(c for c in CONDUCTION if c in found)
+
+
+def read_by_one_reader(category: str, conduction: tuple, measures: dict, rng, rate: float) -> tuple:
+    """(category, conduction, error) as one reader labels the record. With rate > 0 the reader labels rate,
+    PR and QRS by a measurement of READER_SD precision, and with probability `rate` also makes one plain
+    error: a rhythm misread (READ_AS) or, for half of the records with a conduction finding, that
+    finding missed. error describes how the labels differ from the truth ("" when they do not)."""
+    u = rng.random(2)  # always drawn, so the rate changes no other draw
+    if rate == 0:
+        return category, conduction, ""
+    read, read_conduction = _read_measures(category, conduction, measures, rng)
+    measured = "" if (read, read_conduction) == (category, conduction) else \
+        f"measured as {'+'.join((read,) + read_conduction)}"
+    if u[0] >= rate:
+        return read, read_conduction, measured
+    category, conduction = read, read_conduction
+    also = f"{measured}; " if measured else ""
+    if conduction and u[1] < 0.5:
+        missed = conduction[int(rng.integers(len(conduction)))]
+        return category, tuple(c for c in conduction if c != missed), f"{also}missed {missed}"
+    options = READ_AS[category]
+    wrong = options[int(rng.integers(len(options)))]
+    return wrong, conduction, f"{also}{category} read as {wrong}"
+
+
+def generate(out: Path, n_records: int, seed: int, realism: SyntheticRealism, progress: bool = False) -> pd.DataFrame:
+    """Write a synthetic PTB-XL tree to `out`; same (n_records, seed, realism) gives the same bytes."""
     from tqdm import tqdm
 
     if n_records < 1:
@@ -394,16 +572,26 @@ def generate(out: Path, n_records: int = 2000, seed: int = 42, progress: bool = 
     rng = np.random.default_rng(seed)
     categories, conduction, patient_of, folds = _record_plan(n_records, rng)
     patients = {}
-    rows = []
+    rows, truth = [], []
     for i in tqdm(range(n_records), desc="synthesize", disable=not progress, unit="rec"):
         ecg_id = i + 1
-        patient = patients.setdefault(patient_of[i], Patient(rng))
-        signal = simulate(categories[i], conduction[i], patient, rng)
+        if patient_of[i] not in patients:
+            patients[patient_of[i]] = Patient(rng, realism)
+        patient = patients[patient_of[i]]
+        signal, notes = simulate(categories[i], conduction[i], patient, rng, realism)
         name = f"{ecg_id:05d}_lr"
         rel_dir = f"records100/{(ecg_id // 1000) * 1000:05d}"
         (out / rel_dir).mkdir(parents=True, exist_ok=True)
         write_record(out / rel_dir / name, signal)
-        codes = codes_of(categories[i], conduction[i])
+        read, read_conduction, error = read_by_one_reader(categories[i], conduction[i], notes.get("measures", {}),
+                                                          rng, realism.label_noise)
+        codes = codes_of(read, read_conduction)
+        extra = {c: 100.0 for c in sorted(patient.morph)} | notes["codes"]
+        if extra:
+            codes.pop("NORM", None)
+            codes.update(extra)
+        truth.append({"ecg_id": ecg_id, "category": categories[i], "conduction": ";".join(conduction[i]),
+                      "other_codes": ";".join(extra), "reader_error": error})
         rows.append({
             "ecg_id": ecg_id, "patient_id": float(patient_of[i] + 1), "age": float(patient.age),
             "sex": patient.sex, "weight": patient.weight, "nurse": 1.0, "site": 0.0, "device": "CS-12   E",
@@ -411,7 +599,9 @@ def generate(out: Path, n_records: int = 2000, seed: int = 42, progress: bool = 
             "report": ", ".join(DESCRIPTIONS.get(c, "normal ecg") for c in codes),
             "scp_codes": str(codes), "heart_axis": "MID", "validated_by_human": True,
             "second_opinion": False, "initial_autogenerated_report": False,
-            "extra_beats": {"BIGU": "VES", "TRIGU": "VES", "SVARR": "SVES"}.get(categories[i], ""),
+            "extra_beats": {"BIGU": "VES", "TRIGU": "VES", "SVARR": "SVES"}.get(categories[i], "1VES" if "PVC" in codes else ""),
+            "baseline_drift": notes.get("baseline_drift", ""), "static_noise": notes.get("static_noise", ""),
+            "burst_noise": notes.get("burst_noise", ""), "electrodes_problems": notes.get("electrodes_problems", ""),
             "pacemaker": "ja, pacemaker" if categories[i] == "PACE" else "",
             "strat_fold": int(folds[i]), "filename_lr": f"{rel_dir}/{name}",
             "filename_hr": f"records500/{(ecg_id // 1000) * 1000:05d}/{ecg_id:05d}_hr",
@@ -422,11 +612,14 @@ def generate(out: Path, n_records: int = 2000, seed: int = 42, progress: bool = 
         "": code, "description": desc, "diagnostic": 1.0 if code in CONDUCTION else None,
         "rhythm": None if code in CONDUCTION else 1.0, "diagnostic_class": "CD" if code in CONDUCTION else None,
         "SCP-ECG Statement Description": desc} for code, desc in DESCRIPTIONS.items()]
+        + [{"": code, "description": desc, "diagnostic": 1.0, "form": 1.0 if code == "PVC" else None,
+            "SCP-ECG Statement Description": desc} for code, desc in OTHER_CODES.items()]
         + [{"": "NORM", "description": "normal ECG", "diagnostic": 1.0, "diagnostic_class": "NORM",
             "SCP-ECG Statement Description": "normal ECG"}]).reindex(columns=STATEMENT_COLUMNS)
     statements.to_csv(out / "scp_statements.csv", index=False)
     (out / "RECORDS").write_text("".join(f"{f}\n" for f in db["filename_lr"]))
+    pd.DataFrame(truth).to_csv(out / "synthetic_truth.csv", index=False)  # what each record really is
     (out / "SYNTHETIC.json").write_text(json.dumps({"generator": "ecgproto.synth", "records": n_records,
-                                                    "seed": seed}) + "\n")
+                                                    "seed": seed, "realism": dataclasses.asdict(realism)}) + "\n")
     write_checksums(out)  # as PhysioNet publishes it: every file verifiable
     return db

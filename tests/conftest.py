@@ -21,5 +21,5 @@ needs_sample = pytest.mark.skipif(not (SAMPLE / "ptbxl_database.csv").is_file(),
 def tiny_tree(tmp_path_factory):
     """A small synthetic PTB-XL tree, written once per test session; tests must not modify it."""
     root = tmp_path_factory.mktemp("synth") / "ptbxl"
-    generate(root, n_records=160, seed=7)
+    generate(root, 160, 7, PARAMS.data.synthetic_realism)
     return root

@@ -32,7 +32,7 @@ def test_ratios_and_goals_follow_the_numbers():
 def test_prepare_benchmark_reports_rates_memory_and_speedup(tmp_path):
     from ecgproto import bench_prepare
 
-    result = bench_prepare.run(PARAMS.prepare, tmp_path, records=60, subset=10, progress=lambda line: None)
+    result = bench_prepare.run(PARAMS.prepare, PARAMS.data.synthetic_realism, tmp_path, records=60, subset=10, progress=lambda line: None)
     assert result["records"] == 60 and result["straightforward_records"] == 10
     assert result["prepare_records_per_s"] > 0 and result["prepare_peak_rss_mb"] > 0 and result["speedup"] > 0
     assert (tmp_path / "prepared" / "meta.json").is_file()

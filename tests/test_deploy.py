@@ -27,7 +27,7 @@ META = {"labels": list(LABELS), "highpass_hz": 0.5, "filter_order": 1,
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, tiny_tree):
     torch.manual_seed(0)
-    model = ProtoECGNet1D(BackboneConfig((8, 16), (1, 1)), PrototypeConfig(len(LABELS), 2, 16, "none")).eval()
+    model = ProtoECGNet1D(BackboneConfig((8, 16), (1, 1), input_norm="lead"), PrototypeConfig(len(LABELS), 2, 16, "none")).eval()
     with torch.no_grad():
         model.last_layer.weight.normal_()
     model.prototype_source.copy_(torch.arange(100, 100 + len(model.prototypes)))

@@ -85,3 +85,17 @@ def test_batches_crop_and_never_yield_a_single_record():
     for xb, _ in out:
         assert xb.shape == (2, 12, 64)
         assert torch.all(torch.diff(xb, dim=-1) == 1)  # contiguous windows of the original signal
+
+
+def test_lead_input_norm_makes_the_output_independent_of_gain_and_offset():
+    torch.manual_seed(0)
+    x = torch.randn(2, 12, 1000)
+    changed = x * torch.exp(torch.randn(1, 12, 1) * 0.5) + 0.3  # another amplifier: a gain and offset per lead
+    normed = ResNet1d(BackboneConfig((8, 16), (1, 1), input_norm="lead")).eval()
+    plain = ResNet1d(BackboneConfig((8, 16), (1, 1))).eval()
+    with torch.no_grad():
+        scale = normed(x).abs().max()
+        assert (normed(x) - normed(changed)).abs().max() < 0.02 * scale
+        assert (plain(x) - plain(changed)).abs().max() > 0.2 * plain(x).abs().max()
+        flat = torch.zeros(1, 12, 1000)
+        assert torch.isfinite(normed(flat)).all()  # a flat line is not divided by zero

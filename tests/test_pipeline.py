@@ -53,8 +53,10 @@ def workspace(tmp_path_factory):
 def test_repro_runs_every_stage_and_writes_metrics(workspace):
     out = _sh("dvc repro", workspace)
     for stage in ("check_params", "data", "prepare", "train_joint", "project", "train_classifier", "export", "baseline",
-                  "evaluate", "explain", "report"):
+                  "evaluate", "transfer", "explain", "report"):
         assert f"Running stage '{stage}'" in out
+    transferred = json.loads((workspace / "metrics/transfer.json").read_text())
+    assert transferred["computed"] or "no PTB-XL tree there" in transferred["reason"]
     metrics = json.loads((workspace / "metrics/evaluate.json").read_text())
     for model in ("final", "joint", "baseline"):
         assert 0.0 <= metrics[model]["macro_auroc"] <= 1.0

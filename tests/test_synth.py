@@ -1,11 +1,16 @@
 import filecmp
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.signal import find_peaks
 
 from ecgproto import synth
 from ecgproto.ptbxl import LABELS, LEADS, read_metadata, read_record
+
+from conftest import PARAMS
+
+REALISM = PARAMS.data.synthetic_realism  # the physiology checks hold at the default realism
 
 
 def test_layout_and_columns(tiny_tree):
@@ -29,11 +34,11 @@ def test_patients_never_cross_folds(tiny_tree):
 
 def test_same_seed_same_bytes(tiny_tree, tmp_path):
     again = tmp_path / "again"
-    synth.generate(again, n_records=160, seed=7)
+    synth.generate(again, 160, 7, PARAMS.data.synthetic_realism)
     for rel in ["ptbxl_database.csv", "records100/00000/00042_lr.dat", "records100/00000/00042_lr.hea"]:
         assert filecmp.cmp(tiny_tree / rel, again / rel, shallow=False), rel
     other = tmp_path / "other"
-    synth.generate(other, n_records=5, seed=8)
+    synth.generate(other, 5, 8, PARAMS.data.synthetic_realism)
     assert not filecmp.cmp(tiny_tree / "records100/00000/00001_lr.dat",
                            other / "records100/00000/00001_lr.dat", shallow=False)
 
@@ -61,7 +66,7 @@ def test_default_size_gives_every_code_ten_val_and_test_positives():
 
 def _beats(category, conduction=(), seed=0):
     rng = np.random.default_rng(seed)
-    x = synth.simulate(category, conduction, synth.Patient(rng), rng)
+    x, _ = synth.simulate(category, conduction, synth.Patient(rng, REALISM), rng, REALISM)
     # ventricular activity: energy of the derivative over all leads, peaks at least 250 ms apart
     energy = np.abs(np.diff(x, axis=1)).sum(0)
     peaks, _ = find_peaks(energy, height=0.4 * np.percentile(energy, 99.5), distance=25)
@@ -87,7 +92,99 @@ def test_afib_is_irregular_and_sinus_is_not(seed):
 
 def test_pacing_spikes_are_one_sample_wide():
     rng = np.random.default_rng(1)
-    x = synth.simulate("PACE", (), synth.Patient(rng), rng)
+    x, _ = synth.simulate("PACE", (), synth.Patient(rng, REALISM), rng, REALISM)
     second_diff = np.abs(np.diff(x[7], 2))  # V2
     spikes = np.flatnonzero(second_diff > 1.0)
     assert 8 <= len(np.unique(spikes // 20)) <= 14  # one spike per paced beat at 60-72/min over 10 s
+
+
+# --- what makes real ECGs hard (data.synthetic_realism): each feature shows in the written signals
+
+CLEAN = synth.SyntheticRealism(morphology=0.0, nuisance=0.0, borderline=0.0, label_noise=0.0)
+
+
+def _record(category, realism, seed, conduction=(), morph=None):
+    rng = np.random.default_rng(seed)
+    patient = synth.Patient(rng, realism)
+    if morph is not None:
+        patient.morph = set(morph)
+    x, notes = synth.simulate(category, conduction, patient, rng, realism)
+    return x, notes
+
+
+def _qrs_ms(x):
+    """Median width (ms) of the spells where the summed |derivative| exceeds 30% of its 99th percentile."""
+    energy = np.abs(np.diff(x, axis=1)).sum(0)
+    above = energy > 0.3 * np.percentile(energy, 99)
+    edges = np.flatnonzero(np.diff(above.astype(int)))
+    spells = [b - a for a, b in zip(edges[::2], edges[1::2]) if b - a > 1]
+    return 10 * float(np.median(spells))
+
+
+def test_bundle_branch_block_widens_the_qrs_without_a_conduction_code():
+    plain = np.median([_qrs_ms(_record("SR", CLEAN, s, morph=())[0]) for s in range(5)])
+    lbbb = np.median([_qrs_ms(_record("SR", CLEAN, s, morph=("CLBBB",))[0]) for s in range(5)])
+    assert lbbb > plain + 20, (plain, lbbb)
+    assert "IVCD" not in synth.codes_of("SR", ())  # the code set comes from the conduction tuple only
+
+
+def test_inferior_infarction_puts_q_waves_in_the_inferior_leads():
+    def initial_deflection(morph):
+        x, _ = _record("SR", CLEAN, 3, morph=morph)
+        lead_iii = x[LEADS.index("III")]
+        energy = np.abs(np.diff(x, axis=1)).sum(0)
+        peaks, _ = find_peaks(energy, height=0.4 * energy.max(), distance=30)
+        # the most negative value in the first 30 ms of each QRS (peak of activity minus 40 ms onwards)
+        return np.median([lead_iii[p - 4:p - 1].min() - lead_iii[p - 8] for p in peaks if p > 10])
+    assert initial_deflection(("IMI",)) < initial_deflection(()) - 0.05
+
+
+def test_morphology_prevalence_follows_the_scale(tmp_path):
+    for scale in (0.0, 1.0):
+        realism = synth.SyntheticRealism(morphology=scale, nuisance=0.0, borderline=0.0, label_noise=0.0)
+        synth.generate(tmp_path / str(scale), 600, 3, realism)
+        truth = pd.read_csv(tmp_path / str(scale) / "synthetic_truth.csv", keep_default_na=False)
+        share = truth["other_codes"].str.contains("IMI|ASMI|LVH|BBB|NDT").mean()
+        if scale == 0:
+            assert share == 0
+        else:  # about 1 - prod(1 - prevalence) of patients: 0.41
+            assert 0.3 < share < 0.55, share
+
+
+def test_nuisance_adds_wander_and_muscle_noise():
+    def band_power(realism, low, high):
+        powers = []
+        for seed in range(20):
+            x, _ = _record("SR", realism, seed)
+            spectrum = np.abs(np.fft.rfft(x - x.mean(1, keepdims=True), axis=1)) ** 2
+            f = np.fft.rfftfreq(x.shape[1], 0.01)
+            powers.append(spectrum[:, (f >= low) & (f < high)].sum())
+        return np.mean(powers)
+    noisy = synth.SyntheticRealism(morphology=0.0, nuisance=2.0, borderline=0.0, label_noise=0.0)
+    assert band_power(noisy, 0.1, 0.5) > 1.5 * band_power(CLEAN, 0.1, 0.5)   # breathing
+    assert band_power(noisy, 25, 45) > 1.5 * band_power(CLEAN, 25, 45)      # muscle
+
+
+def test_borderline_rates_crowd_the_criteria():
+    near = synth.SyntheticRealism(morphology=0.0, nuisance=0.0, borderline=1.0, label_noise=0.0)
+    rates = []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        x, _ = synth.simulate("SBRAD", (), synth.Patient(rng, near), rng, near)
+        energy = np.abs(np.diff(x, axis=1)).sum(0)
+        peaks, _ = find_peaks(energy, height=0.4 * np.percentile(energy, 99.5), distance=25)
+        rates.append(60 / np.median(np.diff(peaks) / 100))
+    assert all(53 < r < 61.5 for r in rates), rates  # near 60/min, still bradycardia by the generator's rate
+
+
+def test_label_noise_rate_and_truth_file(tmp_path):
+    realism = synth.SyntheticRealism(morphology=0.0, nuisance=0.0, borderline=0.0, label_noise=0.2)
+    synth.generate(tmp_path / "t", 800, 5, realism)
+    truth = pd.read_csv(tmp_path / "t" / "synthetic_truth.csv", keep_default_na=False)
+    noisy = truth["reader_error"] != ""
+    assert 0.15 < noisy.mean() < 0.27  # 0.2 plain errors, a few more from measuring near a criterion
+    md = read_metadata(tmp_path / "t")
+    for _, row in truth[noisy].head(30).iterrows():
+        honest = synth.codes_of(row["category"], tuple(c for c in row["conduction"].split(";") if c))
+        written = {c for c in md.loc[row["ecg_id"], "scp_codes"] if c in LABELS}
+        assert written != {c for c in honest if c in LABELS}, row.to_dict()
