@@ -13,8 +13,21 @@ from ecgproto.evaluation import MODEL_FILES
 from ecgproto.files import write_json
 
 
+def resolve(folder: str) -> Path:
+    """A relative transfer.folder is taken from the repository the run belongs to: `dvc exp run --temp`
+    runs in <repository>/.dvc/tmp/exps/<run>, where ../shared would point elsewhere."""
+    path = Path(folder)
+    if path.is_absolute():
+        return path
+    here = Path.cwd().resolve()
+    for parent in (here, *here.parents):
+        if parent.name == "exps" and parent.parent.name == "tmp" and parent.parent.parent.name == ".dvc":
+            return parent.parent.parent.parent / path
+    return path
+
+
 def main(params):
-    folder = Path(params.transfer.folder)
+    folder = resolve(params.transfer.folder)
     if params.data.source != "synthetic":
         result = {"computed": False, "reason": f"trained on real ECGs (data.source: {params.data.source})"}
     elif not (folder / "ptbxl_database.csv").is_file():

@@ -2,13 +2,14 @@
 date: every module a stage imports (transitively, within this repository) is covered by a declared
 dependency, and every params.yaml key its script reads is declared."""
 import ast
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import REPO
+from conftest import PARAMS, REPO
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
@@ -89,3 +90,25 @@ def test_the_check_finds_a_removed_dependency():
     deps = [d for d in map(str, stage["deps"]) if d != "ecgproto"]
     assert any(not covered(p, deps) for p in imported_files(script))
     assert REPO / "ecgproto/inference.py" in imported_files(script)
+
+
+def test_stages_that_build_a_backbone_declare_every_key_it_reads():
+    """A stage that declares `model` key by key must declare each key the backbone reads, or a changed
+    key (model.input_norm was one) leaves its cached model in place. (evaluate builds only the
+    published-size model this way, its widths and depths from ecgproto/recipes/published.yaml.)"""
+    from ecgproto.model import backbone_config
+
+    class Recorder:
+        def __init__(self, values):
+            self.values, self.read = values, set()
+
+        def __getattr__(self, name):
+            self.read.add(name)
+            return self.values[name]
+
+    model = Recorder(dataclasses.asdict(PARAMS.model))
+    backbone_config(model)
+    for name in ("baseline",):
+        declared = declared_params(DVC[name])
+        missing = sorted(k for k in model.read if "model" not in declared and f"model.{k}" not in declared)
+        assert not missing, f"stage {name} builds a backbone that reads model.{missing}, not declared in dvc.yaml"
