@@ -146,7 +146,10 @@ def _tree(workdir: Path, records: int, realism, progress) -> Path:
     tree = workdir / f"ptb-xl-synthetic-{records}" / VERSION
     made = tree / "SYNTHETIC.json"
     # SHA256SUMS.txt is written last: its presence means the tree is whole; SYNTHETIC.json says how hard
-    same = made.is_file() and json.loads(made.read_text()).get("realism") == dataclasses.asdict(realism)
+    try:
+        same = json.loads(made.read_text()).get("realism") == dataclasses.asdict(realism)
+    except (OSError, ValueError, AttributeError):  # missing, unreadable or not a JSON object: make it anew
+        same = False
     if not ((tree / "SHA256SUMS.txt").is_file() and same):
         progress(f"generating {records} synthetic records in {tree} (kept for later rehearsals)")
         with atomic_dir(tree) as tmp:
@@ -225,7 +228,11 @@ def run(workdir: Path, records: int, seed: int, realism, interrupt_share: float,
         for child in children:
             if child.poll() is None:
                 os.killpg(child.pid, signal.SIGTERM)
-                child.wait()
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(child.pid, signal.SIGKILL)
+                    child.wait()
         server.stop()
     resume_log = server.faults.log[len(first_log):]
     resumed = {p for _, p in resume_log} - {"SHA256SUMS.txt"}

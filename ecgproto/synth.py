@@ -47,6 +47,7 @@ CONDUCTION = ("1AVB", "IVCD", "2AVB", "3AVB")
 
 # Morphology outside the 16 codes, per patient, at roughly PTB-XL's prevalences (x realism.morphology).
 MORPHOLOGY = {"CLBBB": 0.025, "CRBBB": 0.03, "IMI": 0.10, "ASMI": 0.09, "LVH": 0.10, "NDT": 0.15}
+OTHER_CLASSES = {"CLBBB": "CD", "CRBBB": "CD", "IMI": "MI", "ASMI": "MI", "LVH": "HYP", "NDT": "STTC"}
 OTHER_CODES = {"CLBBB": "complete left bundle branch block", "CRBBB": "complete right bundle branch block",
                "IMI": "inferior myocardial infarction", "ASMI": "anteroseptal myocardial infarction",
                "LVH": "left ventricular hypertrophy", "NDT": "non-diagnostic T abnormalities",
@@ -135,14 +136,14 @@ class Patient:
         self.age = int(rng.integers(25, 90))
         self.sex = int(rng.integers(0, 2))
         self.weight = float(rng.integers(50, 110))
-        draws = rng.random(len(MORPHOLOGY))  # always drawn, so the scale changes no other draw
+        draws = rng.random(len(MORPHOLOGY))  # one draw per code (later draws depend on what was found)
         self.morph = {c for (c, share), u in zip(MORPHOLOGY.items(), draws) if u < share * realism.morphology}
         if {"CLBBB", "CRBBB"} <= self.morph:
             self.morph.discard("CRBBB")
         if "LVH" in self.morph:  # high voltages, often with a strain pattern (lateral T inversion)
             self.r_amp *= rng.uniform(1.6, 2.2)
-            if rng.random() < 0.5:
-                self.t_dir = _unit(-np.cos(axis), 0.4 * np.sin(axis), -0.3)
+            if rng.random() < 0.5:  # strain: T opposite to the leftward-posterior QRS forces
+                self.t_dir = _unit(-np.cos(axis), 0.4 * np.sin(axis), 0.3)
         if "NDT" in self.morph:  # flat or inverted T waves
             self.t_amp *= rng.uniform(-0.7, 0.3)
         if "CLBBB" in self.morph:  # discordant T: opposite to the broad leftward-posterior QRS
@@ -161,7 +162,7 @@ def _conducted_beat(w: Waves, p: Patient, t_q, rr, qrs, rng, retro=False):
     """Supraventricular QRS (onset t_q) followed by its T wave. qrs: QRS width relative to 90 ms
     (above about 1.22, i.e. 110 ms, IVCD-like slowed conduction with slurred terminal forces)."""
     morph = p.morph
-    s = max(qrs, 1.45) if morph & {"CLBBB", "CRBBB"} else qrs
+    s = max(qrs, 1.45) if "CLBBB" in morph else qrs  # RBBB: normal start, a late R' (below)
     if "CLBBB" in morph:  # no septal q; one broad, notched leftward-posterior wave
         w.add(t_q + 0.045 * s, 0.02 * s, 1.1 * p.r_amp, LBBB_DIR)
         w.add(t_q + 0.085 * s, 0.015 * s, 0.5 * p.r_amp, LBBB_DIR)
@@ -170,12 +171,13 @@ def _conducted_beat(w: Waves, p: Patient, t_q, rr, qrs, rng, retro=False):
             w.add(t_q + 0.015 * s, 0.012 * s, 0.4 * p.r_amp, _unit(0.1, 0.1, -1))
         else:
             w.add(t_q + 0.015 * s, 0.008 * s, 0.15, SEPTAL_DIR)
-        if "IMI" in morph:  # initial superior force: Q waves in II, III, aVF
-            w.add(t_q + 0.012 * s, 0.011 * s, 0.35 * p.r_amp, _unit(0.1, -1, 0))
+        if "IMI" in morph:  # initial superior force: Q waves of about 40 ms in II, III, aVF
+            w.add(t_q + 0.018 * s, 0.016 * s, 0.35 * p.r_amp, _unit(0.1, -1, 0))
         w.add(t_q + 0.04 * s, 0.011 * s, p.r_amp, p.r_dir)
         w.add(t_q + 0.07 * s, 0.011 * s, 0.35 * p.r_amp, TERMINAL_DIR)
-        if "CRBBB" in morph:
-            w.add(t_q + 0.105 * s, 0.016 * s, 0.6 * p.r_amp, RBBB_DIR)
+        if "CRBBB" in morph:  # late R' (QRS about 130 ms); its T is discordant to it in V1-V3
+            w.add(t_q + 0.095, 0.016, 0.6 * p.r_amp, RBBB_DIR)
+            w.add(t_q + 0.30, 0.05, 0.12, -RBBB_DIR)
         elif s > 1.15:  # notched, slurred terminal forces, growing with the width
             w.add(t_q + 0.095 * s, 0.012 * s, min(1.0, (s - 1.15) / 0.3) * 0.25 * p.r_amp, _unit(-0.2, 0.4, -0.8))
     qt = 0.40 * np.sqrt(min(max(rr, 0.3), 2.0)) + 0.09 * max(s - 1.0, 0.0)
@@ -203,19 +205,28 @@ def _regular_times(rr, start=-MARGIN, stop=10 + MARGIN, jitter=0.02, rng=None):
     return start + rng.uniform(0, rr) + np.concatenate([[0], np.cumsum(rrs[:-1])])
 
 
-def _sinus(w, p, rng, hr, pr, qrs, breathing=0.0, p_dir=SINUS_P_DIR):
+def _sinus(w, p, rng, hr, pr, qrs, breathing=0.0, p_dir=SINUS_P_DIR, pvc=False):
     """Sinus beats at `hr`; breathing: relative amplitude of the respiratory RR modulation (sinus
-    arrhythmia from about 0.12)."""
+    arrhythmia from about 0.12). pvc: one premature ventricular beat takes the place of one conducted
+    beat (its sinus P wave still comes, is not conducted, and the next beat is on time: a full
+    compensatory pause), as in SR with a single PVC, which is neither BIGU nor TRIGU."""
     rr0 = 60 / hr
     t, times = -MARGIN + rng.uniform(0, rr0), []
     freq, phase = rng.uniform(0.15, 0.4), rng.uniform(0, 2 * np.pi)
     while t < 10 + MARGIN:
         times.append(t)
         t += rr0 * (1 + breathing * np.sin(2 * np.pi * freq * t + phase) + 0.015 * rng.standard_normal())
+    premature = None
+    if pvc:
+        inside = [i for i, tq in enumerate(times) if 1 < tq < 9]
+        premature = inside[int(rng.integers(len(inside)))]
+        rr = times[premature] - times[premature - 1]
+        _ventricular_beat(w, p, times[premature - 1] + rng.uniform(0.55, 0.7) * rr, _unit(-0.3, -0.8, 0.6))
     for i, tq in enumerate(times):
         rr = times[i] - times[i - 1] if i else rr0
         _p_wave(w, p, tq - pr, p_dir)
-        _conducted_beat(w, p, tq, rr, qrs, rng)
+        if i != premature:
+            _conducted_beat(w, p, tq, rr, qrs, rng)
     return np.array(times)
 
 
@@ -360,14 +371,6 @@ def _near_range(rng, ranges):
     return ranges[int(rng.integers(len(ranges)))]
 
 
-def _single_pvc(w, p, times, rng):
-    """One premature ventricular beat in place of a sinus beat (SR with a PVC: not BIGU/TRIGU)."""
-    inside = [i for i, t in enumerate(times) if 1 < t < 9]
-    i = inside[int(rng.integers(len(inside)))]
-    rr = times[i] - times[i - 1]
-    _ventricular_beat(w, p, times[i - 1] + rng.uniform(0.55, 0.7) * rr, _unit(-0.3, -0.8, 0.6))
-
-
 def _band_noise(rng, shape, low_hz, high_hz):
     """White noise limited to low-high Hz (FFT mask), unit standard deviation."""
     spectrum = np.fft.rfft(rng.standard_normal(shape), axis=-1)
@@ -389,7 +392,7 @@ def _nuisance(x, rng, scale, notes):
                                                             + rng.uniform(0, 2 * np.pi))
     # electrode placement and skin: a gain per lead
     x *= np.exp(0.15 * scale * rng.standard_normal((8, 1)))
-    u = rng.random(4)  # always drawn, so the scale changes no other draw
+    u = rng.random(4)
     if u[0] < 0.25 * scale:  # muscle tremor: 20-45 Hz noise swelling and fading
         envelope = np.clip(_band_noise(rng, (1, N_SAMPLES), 0.1, 0.6) + 0.5, 0, None)
         x += rng.uniform(0.01, 0.04) * envelope * _band_noise(rng, (8, N_SAMPLES), 20, 45)
@@ -432,10 +435,10 @@ def simulate(category: str, conduction: tuple, p: Patient, rng, realism: Synthet
             breathing = rng.uniform(0.02, 0.05) if near else 0.0
         p_dir = ECTOPIC_P_DIR if category == "EAR" else SINUS_P_DIR
         hr = rng.uniform(*rates)
-        times = _sinus(w, p, rng, hr, pr, qrs, breathing, p_dir=p_dir)
+        pvc = category == "SR" and near and rng.random() < 0.3
+        _sinus(w, p, rng, hr, pr, qrs, breathing, p_dir=p_dir, pvc=pvc)
         notes["measures"] = {"rate": hr, "pr": pr, "qrs": qrs}  # what a reader measures, to label by
-        if category == "SR" and near and rng.random() < 0.3:
-            _single_pvc(w, p, times, rng)
+        if pvc:
             codes["PVC"] = 100.0
     elif category in ("BIGU", "TRIGU"):
         _ectopy(w, p, rng, 2 if category == "BIGU" else 3, pr, qrs)
@@ -544,7 +547,7 @@ def read_by_one_reader(category: str, conduction: tuple, measures: dict, rng, ra
     PR and QRS by a measurement of READER_SD precision, and with probability `rate` also makes one plain
     error: a rhythm misread (READ_AS) or, for half of the records with a conduction finding, that
     finding missed. error describes how the labels differ from the truth ("" when they do not)."""
-    u = rng.random(2)  # always drawn, so the rate changes no other draw
+    u = rng.random(2)
     if rate == 0:
         return category, conduction, ""
     read, read_conduction = _read_measures(category, conduction, measures, rng)
@@ -578,25 +581,31 @@ def generate(out: Path, n_records: int, seed: int, realism: SyntheticRealism, pr
         if patient_of[i] not in patients:
             patients[patient_of[i]] = Patient(rng, realism)
         patient = patients[patient_of[i]]
-        signal, notes = simulate(categories[i], conduction[i], patient, rng, realism)
+        # a bundle branch block is not IVCD (PTB-XL's IVCD excludes it), and paced or escape beats hide
+        # the patient's own QRS morphology, so neither is labelled where the signal cannot show it
+        bbb = patient.morph & {"CLBBB", "CRBBB"}
+        conducted = tuple(c for c in conduction[i] if not (bbb and c == "IVCD"))
+        shown = set() if categories[i] in ("PACE", "3AVB") else \
+            patient.morph - ({"IMI", "ASMI"} if "CLBBB" in patient.morph else set())
+        signal, notes = simulate(categories[i], conducted, patient, rng, realism)
         name = f"{ecg_id:05d}_lr"
         rel_dir = f"records100/{(ecg_id // 1000) * 1000:05d}"
         (out / rel_dir).mkdir(parents=True, exist_ok=True)
         write_record(out / rel_dir / name, signal)
-        read, read_conduction, error = read_by_one_reader(categories[i], conduction[i], notes.get("measures", {}),
+        read, read_conduction, error = read_by_one_reader(categories[i], conducted, notes.get("measures", {}),
                                                           rng, realism.label_noise)
         codes = codes_of(read, read_conduction)
-        extra = {c: 100.0 for c in sorted(patient.morph)} | notes["codes"]
+        extra = {c: 100.0 for c in sorted(shown)} | notes["codes"]
         if extra:
             codes.pop("NORM", None)
             codes.update(extra)
-        truth.append({"ecg_id": ecg_id, "category": categories[i], "conduction": ";".join(conduction[i]),
+        truth.append({"ecg_id": ecg_id, "category": categories[i], "conduction": ";".join(conducted),
                       "other_codes": ";".join(extra), "reader_error": error})
         rows.append({
             "ecg_id": ecg_id, "patient_id": float(patient_of[i] + 1), "age": float(patient.age),
             "sex": patient.sex, "weight": patient.weight, "nurse": 1.0, "site": 0.0, "device": "CS-12   E",
             "recording_date": f"199{i % 10}-01-{1 + i % 28:02d} 09:{i % 60:02d}:00",
-            "report": ", ".join(DESCRIPTIONS.get(c, "normal ecg") for c in codes),
+            "report": ", ".join({**DESCRIPTIONS, **OTHER_CODES}.get(c, "normal ecg") for c in codes),
             "scp_codes": str(codes), "heart_axis": "MID", "validated_by_human": True,
             "second_opinion": False, "initial_autogenerated_report": False,
             "extra_beats": {"BIGU": "VES", "TRIGU": "VES", "SVARR": "SVES"}.get(categories[i], "1VES" if "PVC" in codes else ""),
@@ -612,7 +621,8 @@ def generate(out: Path, n_records: int, seed: int, realism: SyntheticRealism, pr
         "": code, "description": desc, "diagnostic": 1.0 if code in CONDUCTION else None,
         "rhythm": None if code in CONDUCTION else 1.0, "diagnostic_class": "CD" if code in CONDUCTION else None,
         "SCP-ECG Statement Description": desc} for code, desc in DESCRIPTIONS.items()]
-        + [{"": code, "description": desc, "diagnostic": 1.0, "form": 1.0 if code == "PVC" else None,
+        + [{"": code, "description": desc, "diagnostic": None if code == "PVC" else 1.0,
+            "form": 1.0 if code == "PVC" else None, "diagnostic_class": OTHER_CLASSES.get(code),
             "SCP-ECG Statement Description": desc} for code, desc in OTHER_CODES.items()]
         + [{"": "NORM", "description": "normal ECG", "diagnostic": 1.0, "diagnostic_class": "NORM",
             "SCP-ECG Statement Description": "normal ECG"}]).reindex(columns=STATEMENT_COLUMNS)

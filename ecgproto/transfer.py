@@ -9,22 +9,28 @@ import numpy as np
 
 from . import evaluation
 from .checkpoint import load_checkpoint
+from .errors import RecordError
 from .inference import predict
 from .preprocessing import preprocess
 from .ptbxl import label_matrix, read_metadata, read_signals
 
 
 def score(folder: Path, model_files: dict, device, bootstrap: int, seed: int) -> dict:
-    """Macro-AUROC (with a bootstrap interval) and per-code AUROC of each model on all records of
-    `folder`, over the codes that have a positive and a negative there."""
+    """Macro-AUROC (with a bootstrap interval) and per-code AUROC of each model on every readable record
+    of `folder`, over the codes that have a positive and a negative there. Unreadable records are left
+    out and counted; a folder where no code can be scored raises RecordError."""
     folder = Path(folder)
     metadata = read_metadata(folder)
-    millivolts, _, _ = read_signals(folder, metadata["filename_lr"].tolist())
-    result = {"folder": str(folder), "records": int(len(metadata))}
+    millivolts, kept, errors = read_signals(folder, metadata["filename_lr"].tolist(), skip_bad=True)
+    metadata = metadata[kept]
+    result = {"folder": str(folder), "records": int(len(metadata)), "unreadable_records": len(errors)}
     for name, path in model_files.items():
         model, state = load_checkpoint(Path(path), device)
         labels = list(state["labels"])
         y = label_matrix(metadata, labels)
+        if not evaluation.evaluable(y).any():
+            raise RecordError(f"{folder}: no code of the model has both a positive and a negative among its "
+                              f"{len(y)} readable records; nothing to score")
         probs = predict(model, preprocess(millivolts, state["preprocessing"]), device)["probs"]
         per_code = evaluation.per_label_auroc(y, probs)
         low, high = evaluation.bootstrap_interval(y, probs, bootstrap, seed)

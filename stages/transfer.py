@@ -9,6 +9,7 @@ from pathlib import Path
 from _common import run, seeded_device
 
 from ecgproto import transfer
+from ecgproto.errors import RecordError
 from ecgproto.evaluation import MODEL_FILES
 from ecgproto.files import write_json
 
@@ -34,8 +35,11 @@ def main(params):
         result = {"computed": False, "reason": f"{folder}: no PTB-XL tree there (transfer.folder)"}
     else:
         models = {name: MODEL_FILES[name] for name in ("final", "baseline")}
-        result = {"computed": True, **transfer.score(folder, models, seeded_device(params),
-                                                     params.evaluate.bootstrap, params.seed)}
+        try:
+            result = {"computed": True, **transfer.score(folder, models, seeded_device(params),
+                                                         params.evaluate.bootstrap, params.seed)}
+        except RecordError as exc:  # an optional side measurement: say why, do not stop the pipeline
+            result = {"computed": False, "reason": str(exc)}
     write_json(Path("metrics/transfer.json"), result)
     if not result["computed"]:
         return f"not computed: {result['reason']}"

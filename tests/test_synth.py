@@ -40,7 +40,8 @@ def test_patients_never_cross_folds(tiny_tree):
 def test_same_seed_same_bytes(tiny_tree, tmp_path):
     again = tmp_path / "again"
     synth.generate(again, 160, 7, PARAMS.data.synthetic_realism)
-    for rel in ["ptbxl_database.csv", "records100/00000/00042_lr.dat", "records100/00000/00042_lr.hea"]:
+    # SHA256SUMS.txt holds the hash of every other file: equal manifests, equal trees
+    for rel in ["SHA256SUMS.txt", "ptbxl_database.csv", "records100/00000/00042_lr.dat", "synthetic_truth.csv"]:
         assert filecmp.cmp(tiny_tree / rel, again / rel, shallow=False), rel
     other = tmp_path / "other"
     synth.generate(other, 5, 8, PARAMS.data.synthetic_realism)
@@ -195,3 +196,21 @@ def test_label_noise_rate_and_truth_file(tmp_path):
         honest = synth.codes_of(row["category"], tuple(c for c in row["conduction"].split(";") if c))
         written = {c for c in md.loc[row["ecg_id"], "scp_codes"] if c in LABELS}
         assert written != {c for c in honest if c in LABELS}, row.to_dict()
+
+
+def test_a_single_pvc_replaces_a_conducted_beat():
+    def peaks(pvc):
+        rng = np.random.default_rng(4)
+        w = synth.Waves(np.eye(3))
+        times = synth._sinus(w, synth.Patient(rng, CLEAN), rng, 70, 0.16, 1.0, pvc=pvc)
+        amplitude = np.abs(w.render()).sum(0)  # the broad PVC has a small derivative but a large amplitude
+        found, _ = find_peaks(amplitude, height=0.5 * amplitude.max(), distance=30)
+        return times, found
+    times, plain = peaks(False)
+    same_times, with_pvc = peaks(True)
+    assert np.array_equal(times, same_times)
+    # one early beat instead of one on time: as many complexes, and one RR pair sums to two sinus cycles
+    assert len(with_pvc) == len(plain)
+    rr = np.diff(with_pvc) / 100
+    early = int(rr.argmin())  # the coupling interval, then the compensatory pause
+    assert rr[early] < 0.75 * np.median(rr) and np.isclose(rr[early] + rr[early + 1], 2 * np.median(rr), atol=0.08)
