@@ -408,7 +408,10 @@ def test_ctrl_c_stops_a_download_within_seconds_and_keeps_verified_files(tiny_tr
     try:
         proc = subprocess.Popen([sys.executable, "-m", "ecgproto.cli", "download", str(out), "--base-url", server.url,
                                  "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                env=dict(os.environ, PYTHONPATH=str(REPO)))
+                                env=dict(os.environ, PYTHONPATH=str(REPO)),
+                                # Ctrl-C's default, whatever this run inherited: a job a script starts with `&`
+                                # ignores SIGINT, and so would the child
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 30
         while time.time() < deadline and len(list(out.rglob("*.dat"))) < 5:
             time.sleep(0.05)
