@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, EcgprotoError, GateError, RecordError
+from .errors import ConfigError, EcgprotoError, GateError, RecordError, TrainingError
 
 
 def _synth(args) -> str:
@@ -331,6 +331,9 @@ def _rehearsal(args) -> str:
     result = rehearsal.run(Path(args.workdir), args.records, args.seed, realism, args.interrupt_at,
                            progress=lambda line: print(line, file=sys.stderr, flush=True))
     write_json(Path(args.out), result)
+    if result["make_ptbxl"]["exit_code"] != 0:
+        raise TrainingError(f"make ptbxl failed (exit {result['make_ptbxl']['exit_code']}); what it printed is in "
+                            f"{Path(args.workdir) / 'rehearsal.log'}, the partial figures in {args.out}")
     return f"{rehearsal.table(result)}\nwritten to {args.out}"
 
 

@@ -36,3 +36,19 @@ def test_throughput_from_the_request_log(tmp_path):
     row = _throughput([(10.0, "a.dat"), (12.0, "b.dat")], tmp_path)
     assert row["files"] == 2 and row["files_per_s"] == 1.0 and row["mb"] == 0.0
     assert _throughput([], tmp_path)["files_per_s"] is None
+
+
+def test_a_failed_make_writes_the_partial_figures_and_exits_1(tmp_path, monkeypatch, capsys):
+    import json
+
+    from ecgproto import rehearsal
+    from ecgproto.cli import main
+
+    failed = {"records": 10, "commit": "0" * 40, "cpus": 2, "mean_load": 1.0, "total_seconds": 5.0,
+              "download": {}, "stages": {}, "make_ptbxl": {"exit_code": 2, "seconds": 4.0, "peak_rss_mb": 100},
+              "targets": {"make ptbxl finished": False}}
+    monkeypatch.setattr(rehearsal, "run", lambda *args, **kwargs: failed)
+    out = tmp_path / "rehearsal.json"
+    assert main(["rehearsal", "--workdir", str(tmp_path / "work"), "--out", str(out)]) == 1
+    assert json.loads(out.read_text())["make_ptbxl"]["exit_code"] == 2
+    assert "make ptbxl failed (exit 2)" in capsys.readouterr().err
