@@ -44,13 +44,10 @@ def straightforward(root: Path, filenames, cutoff_hz: float = 0.5, order: int = 
 def run(params: PrepareParams, realism, workdir: Path, records: int = FULL_SIZE, subset: int = 300, progress=print) -> dict:
     import pandas as pd
 
-    from .synth import generate
+    from .synth import kept_tree
 
     workdir = Path(workdir)
-    root = workdir / f"ptbxl-synthetic-{records}"  # one tree per size, whatever the realism: delete it to renew
-    if not (root / "SHA256SUMS.txt").is_file():  # written last: its presence means the tree is whole
-        progress(f"generating {records} synthetic records in {root} (once)")
-        generate(root, records, 42, realism, progress=True)
+    root = kept_tree(workdir / f"ptbxl-synthetic-{records}", records, 42, realism, progress)
     progress("prepare (fresh process)")
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         ours = pool.apply(_prepare_in_process, (str(root), str(workdir / "prepared"), params))

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from .errors import ConfigError
+from .synth import kept_tree
 
-FULL_SIZE = 21799          # records in PTB-XL 1.0.3
 VERSION = "1.0.3"
 TARGET_SECONDS = 90 * 60   # the issue's targets on a 2-core machine
 TARGET_RSS_MB = 6 * 1024
@@ -50,10 +50,8 @@ def _children() -> dict:
     return procs
 
 
-def _descendants(procs: dict, root: int) -> set:
-    kids = {}
-    for pid, (ppid, _, _) in procs.items():
-        kids.setdefault(ppid, []).append(pid)
+def _descendants(kids: dict, root: int) -> set:
+    """Every process below root, from a ppid -> [pid] map."""
     found, todo = set(), [root]
     while todo:
         pid = todo.pop()
@@ -80,16 +78,23 @@ class Monitor:
         while not self._stop.is_set():
             now = time.monotonic()
             procs = _children()
-            tree = _descendants(procs, self.root) | {self.root}
-            self.peak_rss_mb = max(self.peak_rss_mb, sum(procs[p][1] for p in tree if p in procs))
+            kids = {}
+            for pid, (ppid, _, _) in procs.items():
+                kids.setdefault(ppid, []).append(pid)
+            tree = (_descendants(kids, self.root) | {self.root}) & set(procs)
+            self.peak_rss_mb = max(self.peak_rss_mb, sum(procs[p][1] for p in tree))
             self.loads.append(os.getloadavg()[0])
+
+            def stage_of(pid):
+                m = STAGE.search(procs[pid][2]) if pid in procs else None
+                return m.group(1) if m else None
+
             for pid in tree:
-                if pid not in procs or not (m := STAGE.search(procs[pid][2])):
+                # the stage's topmost process (DVC's shell, or python itself), with all below it
+                if not (name := stage_of(pid)) or stage_of(procs[pid][0]):
                     continue
-                if procs.get(procs[pid][0], (0, 0, ""))[2] and STAGE.search(procs[procs[pid][0]][2]):
-                    continue  # a child of the stage's shell: counted with its parent below
-                rss = procs[pid][1] + sum(procs[k][1] for k in _descendants(procs, pid))
-                s = self.stages.setdefault(m.group(1), {"start": now, "end": now, "peak_rss_mb": 0.0})
+                rss = procs[pid][1] + sum(procs[k][1] for k in _descendants(kids, pid) if k in procs)
+                s = self.stages.setdefault(name, {"start": now, "end": now, "peak_rss_mb": 0.0})
                 s["end"], s["peak_rss_mb"] = now, max(s["peak_rss_mb"], rss)
             self._stop.wait(self.interval)
 
@@ -136,27 +141,6 @@ def _throughput(log: list, root: Path) -> dict:
             "files_per_s": round(len(paths) / seconds, 1), "mb_per_s": round(size / 1e6 / seconds, 2)}
 
 
-def _tree(workdir: Path, records: int, realism, progress) -> Path:
-    import dataclasses
-    import json
-
-    from .files import atomic_dir
-    from .synth import generate
-
-    tree = workdir / f"ptb-xl-synthetic-{records}" / VERSION
-    made = tree / "SYNTHETIC.json"
-    # SHA256SUMS.txt is written last: its presence means the tree is whole; SYNTHETIC.json says how hard
-    try:
-        same = json.loads(made.read_text()).get("realism") == dataclasses.asdict(realism)
-    except (OSError, ValueError, AttributeError):  # missing, unreadable or not a JSON object: make it anew
-        same = False
-    if not ((tree / "SHA256SUMS.txt").is_file() and same):
-        progress(f"generating {records} synthetic records in {tree} (kept for later rehearsals)")
-        with atomic_dir(tree) as tmp:
-            generate(tmp, records, 42, realism, progress=True)
-    return tree
-
-
 def _clone(repo: Path, clone: Path, progress) -> str:
     dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True, check=True).stdout.strip()
@@ -180,7 +164,7 @@ def run(workdir: Path, records: int, seed: int, realism, interrupt_share: float,
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     venv = Path(sys.executable).parent.parent  # this environment serves the clone: no second install
-    tree = _tree(workdir, records, realism, progress)
+    tree = kept_tree(workdir / f"ptb-xl-synthetic-{records}" / VERSION, records, 42, realism, progress)
     wanted = sum(1 for line in (tree / "SHA256SUMS.txt").read_text().splitlines() if line.strip())
     clone = workdir / "repo"
     commit = _clone(repo, clone, progress)

@@ -633,3 +633,23 @@ def generate(out: Path, n_records: int, seed: int, realism: SyntheticRealism, pr
                                                     "seed": seed, "realism": dataclasses.asdict(realism)}) + "\n")
     write_checksums(out)  # as PhysioNet publishes it: every file verifiable
     return db
+
+
+def kept_tree(root: Path, n_records: int, seed: int, realism: SyntheticRealism, progress=print) -> Path:
+    """A synthetic tree kept between runs (the benchmarks' full-size trees): generated, all or nothing,
+    unless `root` already holds a whole one (SHA256SUMS.txt is written last) of the same size, seed and
+    realism (SYNTHETIC.json)."""
+    from .files import atomic_dir
+
+    root = Path(root)
+    wanted = {"records": n_records, "seed": seed, "realism": dataclasses.asdict(realism)}
+    try:
+        made = json.loads((root / "SYNTHETIC.json").read_text())
+        same = {k: made.get(k) for k in wanted} == wanted
+    except (OSError, ValueError, AttributeError):  # missing, unreadable or not a JSON object: make it anew
+        same = False
+    if not (same and (root / "SHA256SUMS.txt").is_file()):
+        progress(f"generating {n_records} synthetic records in {root} (kept for later runs)")
+        with atomic_dir(root) as tmp:
+            generate(tmp, n_records, seed, realism, progress=True)
+    return root

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import PARAMS, REPO
+from conftest import MODEL_META, PARAMS, REPO
 from ecgproto.checkpoint import save_checkpoint
 from ecgproto.cli import main
 from ecgproto.deployed import DeployedModel
@@ -20,14 +20,13 @@ from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig
 from ecgproto.preprocessing import preprocess
 from ecgproto.ptbxl import LABELS, read_metadata, read_signals
 
-META = {"labels": list(LABELS), "highpass_hz": 0.5, "filter_order": 1,
-        "scaler": {"mean": [0.0] * 12, "std": [0.5] * 12}}
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, tiny_tree):
     torch.manual_seed(0)
-    model = ProtoECGNet1D(BackboneConfig((8, 16), (1, 1), input_norm="lead"), PrototypeConfig(len(LABELS), 2, 16, "none")).eval()
+    backbone = BackboneConfig((8, 16), (1, 1), input_norm="lead")  # as params.yaml's model
+    model = ProtoECGNet1D(backbone, PrototypeConfig(len(LABELS), 2, 16, "none")).eval()
     with torch.no_grad():
         model.last_layer.weight.normal_()
     model.prototype_source.copy_(torch.arange(100, 100 + len(model.prototypes)))
@@ -37,7 +36,7 @@ def files(tmp_path_factory, tiny_tree):
                    "fitted_on": "validation folds [9]"}
     folder = tmp_path_factory.mktemp("deploy")
     pt, onnx_file = folder / "final.pt", folder / "final.onnx"
-    save_checkpoint(pt, model, META, calibration=calibration, guard=dataclasses.asdict(PARAMS.guard),
+    save_checkpoint(pt, model, MODEL_META, calibration=calibration, guard=dataclasses.asdict(PARAMS.guard),
                     familiarity={"quantiles": [float(v) for v in np.linspace(-1, 1, 101)], "percentile": 1.0, "cutoff": -0.98},
                     explain={"duplicate_cosine": PARAMS.explain.duplicate_cosine},
                     source_signals=torch.randn(len(model.prototypes), 12, 1000).half(),
@@ -51,7 +50,7 @@ def test_onnx_logits_equal_pytorch_and_the_calls_are_identical(files, tiny_tree)
     metadata = read_metadata(tiny_tree)
     test = metadata[metadata["strat_fold"] == 10]
     signals, _, _ = read_signals(tiny_tree, test["filename_lr"].tolist())
-    x = preprocess(signals, META)
+    x = preprocess(signals, MODEL_META)
     ours = predict(model, x, "cpu")
     deployed = DeployedModel(onnx_file).predict(x, batch_size=7)  # uneven batches on purpose
     assert len(x) >= 10

@@ -214,3 +214,19 @@ def test_a_single_pvc_replaces_a_conducted_beat():
     rr = np.diff(with_pvc) / 100
     early = int(rr.argmin())  # the coupling interval, then the compensatory pause
     assert rr[early] < 0.75 * np.median(rr) and np.isclose(rr[early] + rr[early + 1], 2 * np.median(rr), atol=0.08)
+
+
+def test_a_kept_tree_is_reused_only_when_whole_and_alike(tmp_path):
+    import json
+
+    root = tmp_path / "kept"
+    synth.kept_tree(root, 20, 1, CLEAN, progress=lambda line: None)
+    stamp = (root / "SHA256SUMS.txt").stat().st_mtime_ns
+    synth.kept_tree(root, 20, 1, CLEAN, progress=lambda line: None)
+    assert (root / "SHA256SUMS.txt").stat().st_mtime_ns == stamp  # same size, seed, realism: kept
+    synth.kept_tree(root, 20, 1, REALISM, progress=lambda line: None)
+    assert json.loads((root / "SYNTHETIC.json").read_text())["realism"]["label_noise"] == REALISM.label_noise
+    (root / "SYNTHETIC.json").write_text("[not an object")
+    synth.kept_tree(root, 20, 1, REALISM, progress=lambda line: None)
+    assert json.loads((root / "SYNTHETIC.json").read_text())["records"] == 20
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]  # no temporary folder left

@@ -6,22 +6,22 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import MODEL_META
 from ecgproto import transfer
 from ecgproto.checkpoint import save_checkpoint
 from ecgproto.errors import RecordError
 from ecgproto.model import BackboneConfig, LinearHeadNet, ProtoECGNet1D, PrototypeConfig
 from ecgproto.ptbxl import LABELS, label_matrix, read_metadata
 
-META = {"labels": list(LABELS), "highpass_hz": 0.5, "filter_order": 1,
-        "scaler": {"mean": [0.0] * 12, "std": [0.5] * 12}}
 
 
 def _models(folder):
     torch.manual_seed(0)
     backbone = BackboneConfig((8, 16), (1, 1), input_norm="lead")
     files = {"final": folder / "final.pt", "baseline": folder / "baseline.pt"}
-    save_checkpoint(files["final"], ProtoECGNet1D(backbone, PrototypeConfig(len(LABELS), 1, 8, "none")).eval(), META)
-    save_checkpoint(files["baseline"], LinearHeadNet(backbone, len(LABELS)).eval(), META)
+    prototype_model = ProtoECGNet1D(backbone, PrototypeConfig(len(LABELS), 1, 8, "none")).eval()
+    save_checkpoint(files["final"], prototype_model, MODEL_META)
+    save_checkpoint(files["baseline"], LinearHeadNet(backbone, len(LABELS)).eval(), MODEL_META)
     return files
 
 
