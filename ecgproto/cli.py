@@ -337,6 +337,19 @@ def _rehearsal(args) -> str:
     return f"{rehearsal.table(result)}\nwritten to {args.out}"
 
 
+def _crossval(args) -> str:
+    from . import config, crossval
+
+    overrides = args.set or []
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(f"-S {item!r}: expected key=value, as dvc exp run -S takes it")
+    out, per_label = Path(args.out), Path(args.out).with_name(Path(args.out).stem + "_per_label.json")
+    summary = crossval.run(Path(args.folder), args.seed, args.name, overrides, Path(args.workdir), out, per_label,
+                           config.load(Path("params.yaml")), progress=lambda line: print(line, file=sys.stderr, flush=True))
+    return f"{crossval.table(summary)}\nwritten to {out} and {per_label} under {args.name!r}, seed{args.seed}"
+
+
 def _recipe(args) -> str:
     from . import recipe
 
@@ -413,6 +426,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "is interrupted once (default: %(default)s)")
     p.add_argument("--out", default="benchmarks/rehearsal.json", help="result file (default: %(default)s)")
     p.set_defaults(func=_rehearsal)
+
+    p = sub.add_parser("crossval", help="pooled out-of-fold macro-AUROC on a real tree with folds 1-9 (3 test groups)")
+    p.add_argument("--folder", default="../shared/ptbxl-real-subset", help="PTB-XL tree (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--name", default="params", help="the recipe's name in the results (default: %(default)s, "
+                   "params.yaml as it is)")
+    p.add_argument("-S", dest="set", action="append", metavar="KEY=VALUE", help="a params override, as for dvc exp run")
+    p.add_argument("--workdir", default="data/cv", help="the clones that run, kept so that a stopped run resumes")
+    p.add_argument("--out", default="metrics/real_subset_cv.json", help="results, merged by recipe and seed "
+                   "(per-label AUROC beside it in *_per_label.json)")
+    p.set_defaults(func=_crossval)
 
     p = sub.add_parser("recipe", help="a named recipe (ecgproto/recipes/NAME.yaml) as dvc exp run -S arguments")
     p.add_argument("name", help="e.g. published")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .checksums import read_checksums, sha256
 from .errors import DownloadError
+from .files import raise_if_stopped
 from .paths import inside
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ def download(out: Path, url: str, jobs: int = 8, include_500hz: bool = False, li
         with tqdm(total=len(todo), desc="download", unit="file", disable=not progress) as bar:
             futures = {pool.submit(fetch_with_retries, url + f, targets[f], sums[f], limits, stop): f for f in todo}
             for future in as_completed(futures):
+                raise_if_stopped()
                 try:
                     fetched += future.result()
                 except DownloadError as exc:

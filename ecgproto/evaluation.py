@@ -95,3 +95,50 @@ def summarise(y: np.ndarray, p: np.ndarray, labels, bootstrap: int, batch_size: 
     per_label = {code: (None if np.isnan(v) else round(float(v), 4))
                  for code, v in zip(labels, per_label_auroc(y, p))}
     return headline, per_label
+
+
+def write_predictions(path: Path, ecg_ids, y: np.ndarray, probs_of: dict, labels) -> None:
+    """One row per test ECG and model: ecg_id, model, the reference labels (true_<code>) and the
+    model's probabilities (p_<code>)."""
+    import pandas as pd
+
+    from .files import atomic_path
+
+    frames = []
+    for model, p in probs_of.items():
+        frame = pd.DataFrame({"ecg_id": np.asarray(ecg_ids, dtype=np.int64), "model": model})
+        frame[[f"true_{c}" for c in labels]] = np.asarray(y, dtype=np.int8)
+        frame[[f"p_{c}" for c in labels]] = np.asarray(p, dtype=np.float64)
+        frames.append(frame)
+    with atomic_path(path) as tmp:
+        pd.concat(frames, ignore_index=True).to_csv(tmp, index=False, float_format="%.6g")
+
+
+def read_predictions(path: Path, labels) -> dict:
+    """model -> (ecg_ids, y, p) from write_predictions' file, checked: the columns expected, finite
+    probabilities in [0, 1], 0/1 labels, no ECG twice per model."""
+    import pandas as pd
+
+    from .errors import RecordError
+
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise RecordError(f"{path}: unreadable predictions file ({exc})") from None
+    wanted = ["ecg_id", "model"] + [f"true_{c}" for c in labels] + [f"p_{c}" for c in labels]
+    missing = [c for c in wanted if c not in frame.columns]
+    if missing:
+        raise RecordError(f"{path}: missing columns {missing[:4]}; expected {wanted[:4]}...")
+    out = {}
+    for model, part in frame.groupby("model", sort=False):
+        y = part[[f"true_{c}" for c in labels]].to_numpy(dtype=np.float64)
+        p = part[[f"p_{c}" for c in labels]].to_numpy(dtype=np.float64)
+        ids = part["ecg_id"].to_numpy()
+        if not (np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()):
+            raise RecordError(f"{path}: model {model!r} has probabilities that are not finite numbers in [0, 1]")
+        if not np.isin(y, (0, 1)).all():
+            raise RecordError(f"{path}: model {model!r} has reference labels other than 0 and 1")
+        if len(set(ids.tolist())) != len(ids):
+            raise RecordError(f"{path}: model {model!r} lists an ECG more than once")
+        out[str(model)] = (ids.astype(np.int64), y, p)
+    return out

@@ -13,12 +13,24 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+_stop = {"requested": False}
+
+
 def stop_on_sigterm() -> None:
     """Treat SIGTERM (a `kill`, a CI timeout) like Ctrl-C: KeyboardInterrupt unwinds the stack and
     every atomic write removes its temporary file or folder on the way out."""
     def handler(signum, frame):
+        _stop["requested"] = True
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, handler)
+
+
+def raise_if_stopped() -> None:
+    """Called once per iteration by the long loops. Python drops an exception raised while a finalizer
+    or weakref callback runs ("Exception ignored in ..."), so a SIGTERM landing there would be lost and
+    the loop would run on; the flag makes the next iteration stop instead."""
+    if _stop["requested"]:
+        raise KeyboardInterrupt("SIGTERM")
 
 
 def _alive(pid: int) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RecordError
+from .files import raise_if_stopped
 from .paths import inside
 
 # The 16 codes of ProtoECGNet's "1D rhythm" group, in the published order.
@@ -209,6 +210,7 @@ def read_signals(root: Path, filenames, skip_bad: bool = False, progress: bool =
     kept = np.ones(len(filenames), dtype=bool)
     errors = []
     for i, name in enumerate(tqdm(filenames, desc="read records", disable=not progress, unit="rec")):
+        raise_if_stopped()
         path = inside(root, name, f"{root / 'ptbxl_database.csv'}, filename_lr")  # never skipped: not a bad record but a bad tree
         try:
             out[i] = read_record(path)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import threading
 import time
 from pathlib import Path
 
+from .clone import clone_head, stop_group
 from .errors import ConfigError
 from .synth import kept_tree
 
@@ -141,18 +141,6 @@ def _throughput(log: list, root: Path) -> dict:
             "files_per_s": round(len(paths) / seconds, 1), "mb_per_s": round(size / 1e6 / seconds, 2)}
 
 
-def _clone(repo: Path, clone: Path, progress) -> str:
-    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, check=True).stdout.strip()
-    if dirty:
-        progress("note: the working tree has uncommitted changes; the rehearsal runs the committed HEAD")
-    if clone.exists():
-        shutil.rmtree(clone)
-    subprocess.run(["git", "clone", "--quiet", str(repo), str(clone)], check=True)
-    return subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
 def run(workdir: Path, records: int, seed: int, realism, interrupt_share: float,
         progress=print) -> dict:
     from .physionet_server import LocalPhysioNet
@@ -167,7 +155,7 @@ def run(workdir: Path, records: int, seed: int, realism, interrupt_share: float,
     tree = kept_tree(workdir / f"ptb-xl-synthetic-{records}" / VERSION, records, 42, realism, progress)
     wanted = sum(1 for line in (tree / "SHA256SUMS.txt").read_text().splitlines() if line.strip())
     clone = workdir / "repo"
-    commit = _clone(repo, clone, progress)
+    commit = clone_head(repo, clone, progress)
     log_path = workdir / "rehearsal.log"
     log_path.write_text("")
     # the clone's code, not this checkout's editable install, even if this checkout changes meanwhile
@@ -210,13 +198,7 @@ def run(workdir: Path, records: int, seed: int, realism, interrupt_share: float,
         make_seconds = time.monotonic() - start
     finally:  # stopped (Ctrl-C, SIGTERM) or failed: no make, dvc or stage is left running behind us
         for child in children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
-                try:
-                    child.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(child.pid, signal.SIGKILL)
-                    child.wait()
+            stop_group(child)
         server.stop()
     resume_log = server.faults.log[len(first_log):]
     resumed = {p for _, p in resume_log} - {"SHA256SUMS.txt"}

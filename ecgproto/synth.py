@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from .checksums import write_checksums
 from .config import SyntheticRealism
+from .files import raise_if_stopped
 from .ptbxl import CODE_NAMES as DESCRIPTIONS
 from .ptbxl import FS, LABELS, N_SAMPLES, write_record
 
@@ -577,6 +578,7 @@ def generate(out: Path, n_records: int, seed: int, realism: SyntheticRealism, pr
     patients = {}
     rows, truth = [], []
     for i in tqdm(range(n_records), desc="synthesize", disable=not progress, unit="rec"):
+        raise_if_stopped()
         ecg_id = i + 1
         if patient_of[i] not in patients:
             patients[patient_of[i]] = Patient(rng, realism)

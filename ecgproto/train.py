@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from .config import LossParams, Params, TrainParams
 from .errors import TrainingError
 from .evaluation import macro_auroc
+from .files import raise_if_stopped
 from .inference import predict
 from .losses import joint_loss, wrong_class_l1
 
@@ -69,6 +70,7 @@ def fit(model, train, val, settings: TrainParams, loss_fn: Callable, device, see
         model.train()
         sums, n = {}, 0
         for batch, (xb, yb) in enumerate(batches(x, y, settings, gen, weights), 1):
+            raise_if_stopped()
             xb, yb = xb.to(device), yb.to(device)
             loss, terms = loss_fn(model, xb, yb)
             if not torch.isfinite(loss):

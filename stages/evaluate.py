@@ -1,4 +1,5 @@
-"""DVC stage `evaluate`: test-fold metrics for the final, joint and baseline models, ROC plot data."""
+"""DVC stage `evaluate`: test-fold metrics for the final, projected, joint and baseline models, ROC plot
+data, and every test ECG's probabilities (data/test_predictions.csv: what the cross-validation pools)."""
 from pathlib import Path
 
 from _common import run, seeded_device
@@ -27,11 +28,11 @@ def main(params):
                 "labels_evaluated": int(evaluable.sum()),
                 "labels_excluded": " ".join(c for c, ok in zip(labels, evaluable) if not ok)}
     per_label = {"test_positives": {c: int(n) for c, n in zip(labels, test.labels.sum(0))}}
-    sizes = {}
+    sizes, probs_of = {}, {}
     for name, path in MODEL_FILES.items():
         model, state = load_checkpoint(Path(path), dev)
         out = predict(model, test.signals, dev)
-        probs = out["probs"]
+        probs = probs_of[name] = out["probs"]
         headline[name], per_label[name] = evaluation.summarise(
             test.labels, probs, labels, params.evaluate.bootstrap, params.evaluate.per_batch_size, params.seed)
         if state.get("calibration") is not None:  # the final model: calibration error before and after
@@ -43,6 +44,7 @@ def main(params):
     sizes["published_resnet18"] = {"parameters": count_parameters(published), "macs_per_ecg": count_macs(published)}
     for key in ("parameters", "macs_per_ecg"):
         sizes[f"published_over_final_{key}"] = round(sizes["published_resnet18"][key] / sizes["final"][key], 2)
+    evaluation.write_predictions(Path("data/test_predictions.csv"), test.ecg_ids, test.labels, probs_of, labels)
     write_json(Path("metrics/evaluate.json"), headline)
     write_json(Path("metrics/per_label.json"), per_label)
     write_json(Path("metrics/model_size.json"), sizes)

@@ -218,17 +218,33 @@ def test_stale_temporary_folders_of_dead_processes_are_swept(tmp_path):
     assert sweep_stale(tmp_path / "ptbxl") == []
 
 
-def test_sigterm_during_the_data_step_leaves_no_temporary_folder(tmp_path):
+def test_sigterm_during_the_data_step_leaves_no_temporary_folder(tmp_path, tmp_path_factory):
     out = tmp_path / "big"
-    proc = subprocess.Popen([sys.executable, "-m", "ecgproto.cli", "synth", str(out), "--records", "20000"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    # stderr to a file, not a pipe: a progress bar could fill a pipe nobody reads and block the child
+    err_path = tmp_path_factory.mktemp("stderr") / "synth.txt"
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "ecgproto.cli", "synth", str(out), "--records", "20000"],
+                                stdout=subprocess.DEVNULL, stderr=err, env=dict(os.environ, PYTHONPATH=str(REPO)))
     deadline = time.time() + 60
     while time.time() < deadline and not list(tmp_path.glob(".big.*.tmp/records100/00000/*.dat")):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 130 and "interrupted" in proc.stderr.read()
+    try:
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert code == 130 and "interrupted" in err_path.read_text(), err_path.read_text()[-500:]
     assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary folder
+
+
+def test_a_sigterm_lost_in_a_finalizer_still_stops_the_next_iteration(monkeypatch):
+    from ecgproto import files
+
+    monkeypatch.setitem(files._stop, "requested", False)
+    files.raise_if_stopped()  # nothing asked: goes on
+    monkeypatch.setitem(files._stop, "requested", True)  # what the handler leaves when its exception was dropped
+    with pytest.raises(KeyboardInterrupt):
+        files.raise_if_stopped()
 
 
 # --- nothing non-finite passes -----------------------------------------------------------------

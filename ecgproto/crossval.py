@@ -1,0 +1,180 @@
+"""Cross-validation on a real PTB-XL tree with folds 1-9 (`make real-subset-cv`, ../shared/ptbxl-real-subset).
+
+The nine folds form three test groups of three folds. For each group the pipeline's own stages run, as
+a DVC experiment (`dvc exp run evaluate -S ...`), in a clone of the repository's HEAD under the work
+folder: the group is the test set, the first fold of the next group stops early, and the other five
+folds train. Every ECG of the tree is thus predicted once, by a model that saw neither it nor its fold
+while training or choosing an epoch. A clone of the same commit is kept, so a stopped run resumes
+where it stopped (DVC reruns only what did not finish).
+
+The out-of-fold predictions of the three groups are pooled, and for each model (final, projected,
+joint, baseline) the result gives the pooled macro-AUROC with its bootstrap interval, per-label AUROC,
+and the macro-AUROC of each fold with its mean and spread over the nine folds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .clone import clone_head, head, stop_group
+from .errors import ConfigError, RecordError
+from .evaluation import MODEL_FILES, evaluable, macro_auroc, read_predictions, summarise
+
+GROUPS = ((1, 2, 3), (4, 5, 6), (7, 8, 9))
+
+
+def plan(groups=GROUPS) -> list:
+    """Per test group: the early-stopping fold (the first of the next group) and the training folds."""
+    splits = []
+    for k, test in enumerate(groups):
+        val = groups[(k + 1) % len(groups)][0]
+        train = [f for g in groups for f in g if f not in test and f != val]
+        splits.append({"test": list(test), "val": [val], "train": train})
+    return splits
+
+
+def folds_of(folder: Path) -> dict:
+    """ecg_id -> strat_fold of the tree's metadata, checked to hold folds 1-9."""
+    from .ptbxl import read_metadata
+
+    metadata = read_metadata(folder)
+    present = set(metadata["strat_fold"].astype(int))
+    wanted = {f for g in GROUPS for f in g}
+    if not wanted <= present:
+        raise RecordError(f"{folder}: cross-validation needs folds {sorted(wanted)}; the tree has "
+                          f"{sorted(present)}")
+    return {int(e): int(f) for e, f in metadata["strat_fold"].items() if int(f) in wanted}
+
+
+def _overrides(folder: Path, seed: int, split: dict, extra: list) -> list:
+    args = {"data.source": "folder", "data.folder": str(folder), "seed": str(seed)}
+    for name in ("train", "val", "test"):
+        args[f"prepare.{name}_folds"] = json.dumps(split[name]).replace(" ", "")
+    return [a for key, value in args.items() for a in ("-S", f"{key}={value}")] + \
+        [a for item in extra for a in ("-S", item)]
+
+
+def run_group(clone: Path, args: list, log_path: Path, progress) -> float:
+    """`dvc exp run evaluate` in the clone with this environment's Python; returns its wall seconds."""
+    venv_bin = Path(sys.executable).parent
+    env = dict(os.environ, PYTHONPATH=str(clone), PYTHONUNBUFFERED="1",
+               PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
+    start = time.monotonic()
+    with open(log_path, "a") as log:
+        child = subprocess.Popen([str(venv_bin / "dvc"), "exp", "run", "evaluate", *args], cwd=clone, env=env,
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            code = child.wait()
+        finally:  # Ctrl-C or SIGTERM here: the dvc run and its stage stop too
+            stop_group(child)
+    if code != 0:
+        tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
+        raise RecordError(f"the pipeline failed in {clone} (exit {code}); the end of {log_path}:\n{tail}")
+    return time.monotonic() - start
+
+
+def pooled(parts: list, fold_of: dict, labels: list, bootstrap: int, batch_size: int, seed: int) -> tuple:
+    """Pool the groups' predictions: (summary per model, per-label AUROC per model)."""
+    summary, per_label = {}, {}
+    for model in MODEL_FILES:
+        ids = np.concatenate([part[model][0] for part in parts])
+        y = np.concatenate([part[model][1] for part in parts])
+        p = np.concatenate([part[model][2] for part in parts])
+        if sorted(ids.tolist()) != sorted(fold_of):
+            missing = sorted(set(fold_of) - set(ids.tolist()))[:5]
+            raise RecordError(f"model {model}: the out-of-fold predictions do not cover every ECG of folds 1-9 "
+                              f"exactly once (e.g. missing {missing})")
+        headline, per_label[model] = summarise(y, p, labels, bootstrap, batch_size, seed)
+        folds = np.array([fold_of[int(e)] for e in ids])
+        by_fold = {int(f): round(macro_auroc(y[folds == f], p[folds == f]), 4) for f in sorted(set(folds))}
+        values = np.array(list(by_fold.values()))
+        summary[model] = {**headline, "fold_mean": round(float(values.mean()), 4),
+                          "fold_sd": round(float(values.std(ddof=1)), 4), "by_fold": by_fold}
+    y = np.concatenate([part["final"][1] for part in parts])
+    counts = {"records": int(len(y)), "labels_evaluated": int(evaluable(y).sum()),
+              "labels_excluded": " ".join(c for c, ok in zip(labels, evaluable(y)) if not ok)}
+    return {**counts, **summary}, per_label
+
+
+def across_seeds(runs: dict) -> dict:
+    """Mean and spread of each model's pooled macro-AUROC over the seeds run so far."""
+    seeds = sorted(k for k in runs if k.startswith("seed"))
+    out = {"seeds": " ".join(s[4:] for s in seeds)}
+    for model in MODEL_FILES:
+        values = np.array([runs[s][model]["macro_auroc"] for s in seeds])
+        out[model] = {"macro_auroc_mean": round(float(values.mean()), 4),
+                      "macro_auroc_min": round(float(values.min()), 4),
+                      "macro_auroc_max": round(float(values.max()), 4)}
+    return out
+
+
+def _read_results(path: Path) -> dict:
+    """The results so far; an unreadable file is an error, never silently replaced."""
+    if not path.exists():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); move it away to start a new one") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a JSON object of recipes")
+    return doc
+
+
+def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Path, per_label_out: Path,
+        params, progress=print) -> dict:
+    """Cross-validate one recipe (params.yaml plus `extra` -S overrides) for one seed; returns its figures
+    and merges them, under `name` and the seed, into `out` and `per_label_out`."""
+    from .files import write_json
+
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such folder (a PTB-XL tree with folds 1-9 is expected)")
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"recipe name {name!r}: use letters, digits, - and _ only")
+    fold_of = folds_of(folder)
+    results, per_label_doc = _read_results(out), _read_results(per_label_out)  # refuse before hours of work
+    repo = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                               check=True).stdout.strip())
+    base = Path(workdir).resolve() / name / f"seed{seed}"
+    commit = head(repo)  # one commit for all three groups, even if the checkout moves on meanwhile
+    parts, walls = [], {}
+    for split in plan():
+        tag = "test" + "".join(map(str, split["test"]))
+        clone = base / tag
+        clone_head(repo, clone, progress, keep_if_same=True, commit=commit)
+        progress(f"{name} seed {seed}: test folds {split['test']}, early stopping on {split['val']}, "
+                 f"training on {split['train']} (log: {base / (tag + '.log')})")
+        walls[tag] = round(run_group(clone, _overrides(folder, seed, split, extra), base / f"{tag}.log",
+                                     progress), 1)
+        parts.append(read_predictions(clone / "data" / "test_predictions.csv", params.prepare.labels))
+    summary, per_label = pooled(parts, fold_of, list(params.prepare.labels), params.evaluate.bootstrap,
+                                params.evaluate.per_batch_size, seed)
+    summary = {**summary, "overrides": " ".join(extra), "commit": commit, "wall_s": walls,
+               "groups": " | ".join(f"test {s['test']} val {s['val']}" for s in plan())}
+    results = _read_results(out)  # again: another recipe may have finished meanwhile
+    results.setdefault(name, {})[f"seed{seed}"] = summary
+    results[name]["mean_over_seeds"] = across_seeds(results[name])
+    per_label_doc = _read_results(per_label_out)
+    per_label_doc.setdefault(name, {})[f"seed{seed}"] = per_label
+    write_json(out, results)
+    write_json(per_label_out, per_label_doc)
+    return summary
+
+
+def table(summary: dict) -> str:
+    lines = [f"pooled out-of-fold macro-AUROC over {summary['records']} ECGs, {summary['labels_evaluated']} labels "
+             f"(none positive: {summary['labels_excluded'] or '-'})",
+             f"{'model':<10} {'pooled':>7} {'95% CI':>15} {'fold mean':>9} {'fold sd':>7}"]
+    for model in MODEL_FILES:
+        s = summary[model]
+        lines.append(f"{model:<10} {s['macro_auroc']:>7.4f} {s['macro_auroc_ci_low']:>7.4f}-{s['macro_auroc_ci_high']:<7.4f} "
+                     f"{s['fold_mean']:>9.4f} {s['fold_sd']:>7.4f}")
+    lines.append("wall s per test group: " + ", ".join(f"{k} {v}" for k, v in summary["wall_s"].items()))
+    return "\n".join(lines)
