@@ -73,6 +73,7 @@ class PrepareParams:
     val_folds: tuple
     test_folds: tuple
     skip_bad_records: bool
+    pos_weight_max: float  # cap on the BCE pos_weight of a rare class (0: no cap)
 
     def validate(self):
         unknown = [c for c in self.labels if c not in LABELS]
@@ -83,6 +84,7 @@ class PrepareParams:
             raise ConfigError(f"prepare.highpass_hz = {self.highpass_hz}: expected 0 < value < 50 (Nyquist at 100 Hz)")
         if not 1 <= self.filter_order <= 8:
             raise ConfigError(f"prepare.filter_order = {self.filter_order}: expected 1-8")
+        _at_least("prepare.pos_weight_max", self.pos_weight_max, 0)
         for key in ("train_folds", "val_folds", "test_folds"):
             folds = getattr(self, key)
             if not folds or any(not isinstance(f, int) or not 1 <= f <= 10 for f in folds):
@@ -138,6 +140,7 @@ class TrainParams:
     max_epochs: int
     patience: int
     crop_samples: int  # random crops of this length while training; full length to evaluate
+    shift_samples: int  # random circular shifts of up to this many samples either way while training
     balanced_sampling: bool
 
     def validate(self):
@@ -149,6 +152,8 @@ class TrainParams:
         _at_least("train.weight_decay", self.weight_decay, 0)
         if not 64 <= self.crop_samples <= 1000:
             raise ConfigError(f"train.crop_samples = {self.crop_samples}: expected 64-1000 samples")
+        if not 0 <= self.shift_samples <= 500:
+            raise ConfigError(f"train.shift_samples = {self.shift_samples}: expected 0-500 samples")
 
 
 @dataclass(frozen=True)

@@ -30,15 +30,17 @@ class Split:
         return {int(e): i for i, e in enumerate(self.ecg_ids)}
 
 
-def pos_weights(labels: np.ndarray) -> np.ndarray:
-    """BCE pos_weight per class: negatives / positives on the training folds.
+def pos_weights(labels: np.ndarray, cap: float = 0) -> np.ndarray:
+    """BCE pos_weight per class: negatives / positives on the training folds, at most `cap` (0: no cap;
+    a class with 4 positives in 900 ECGs would otherwise weigh each of them 224 times).
 
     A class with no training positive gets 1.0: its positive term never occurs in training, so the
     weight has no effect, but it must stay finite for the loss and for anyone reading it.
     """
     pos = labels.sum(axis=0)
     neg = len(labels) - pos
-    return np.where(pos > 0, neg / np.maximum(pos, 1), 1.0).astype(np.float32)
+    weights = np.where(pos > 0, neg / np.maximum(pos, 1), 1.0)
+    return (np.minimum(weights, cap) if cap > 0 else weights).astype(np.float32)
 
 
 def jaccard_cooccurrence(labels: np.ndarray) -> np.ndarray:
@@ -85,7 +87,7 @@ def prepare(root: Path, params: PrepareParams, progress: bool = False):
         "scaler": scaler.to_dict(),
         "highpass_hz": params.highpass_hz,
         "filter_order": params.filter_order,
-        "pos_weight": pos_weights(train_y).tolist(),
+        "pos_weight": pos_weights(train_y, params.pos_weight_max).tolist(),
         "cooccurrence": jaccard_cooccurrence(train_y).tolist(),
         "folds": {name: list(f) for name, f in fold_of_split.items()},
         "skipped_ecg_ids": skipped,

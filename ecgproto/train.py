@@ -33,7 +33,8 @@ def sample_weights(labels: np.ndarray) -> np.ndarray:
 
 
 def batches(x: torch.Tensor, y: torch.Tensor, s: TrainParams, gen: torch.Generator, weights=None):
-    """One epoch of (signals, labels) batches: shuffled (or class-balanced) order, random crops."""
+    """One epoch of (signals, labels) batches: shuffled (or class-balanced) order, random circular
+    shifts, random crops."""
     n = len(x)
     if weights is not None:
         order = torch.multinomial(torch.as_tensor(weights), n, replacement=True, generator=gen)
@@ -45,6 +46,10 @@ def batches(x: torch.Tensor, y: torch.Tensor, s: TrainParams, gen: torch.Generat
         if len(idx) < 2:  # batch norm cannot train on a single record; it joins the next epoch's draw
             break
         xb = x[idx]
+        if s.shift_samples > 0:  # a rhythm has no fixed phase: where the 10 s window starts is arbitrary
+            shifts = torch.randint(-s.shift_samples, s.shift_samples + 1, (len(idx),), generator=gen)
+            rolled = (torch.arange(length)[None, :] - shifts[:, None]) % length
+            xb = torch.gather(xb, 2, rolled[:, None, :].expand(-1, xb.shape[1], -1))
         if s.crop_samples < length:
             starts = torch.randint(0, length - s.crop_samples + 1, (len(idx),), generator=gen)
             window = starts[:, None] + torch.arange(s.crop_samples)[None, :]

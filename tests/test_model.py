@@ -85,6 +85,14 @@ def test_batches_crop_and_never_yield_a_single_record():
     for xb, _ in out:
         assert xb.shape == (2, 12, 64)
         assert torch.all(torch.diff(xb, dim=-1) == 1)  # contiguous windows of the original signal
+    shifted = dataclasses.replace(PARAMS.train, batch_size=5, crop_samples=1000, shift_samples=30)
+    xb, _ = next(batches(x, y, shifted, torch.Generator().manual_seed(1)))
+    assert xb.shape == x.shape
+    for row in xb:  # each record rolled by at most 30 samples, the same in every lead; nothing lost
+        lag = (torch.argmin(row[0]) - torch.argmin(x[0, 0])) % 100
+        assert min(lag, 100 - lag) <= 30
+        source = x[int(row[0, 0]) // 1200]
+        assert torch.equal(row, torch.roll(source, int(lag), dims=-1))
 
 
 def test_lead_input_norm_makes_the_output_independent_of_gain_and_offset():

@@ -16,6 +16,7 @@ from ecgproto.filters import LeadScaler, highpass
 def test_pos_weights_are_neg_over_pos_and_finite_without_positives():
     y = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=np.float32)
     np.testing.assert_allclose(prepare.pos_weights(y), [1 / 3, 3.0, 1.0])
+    np.testing.assert_allclose(prepare.pos_weights(y, cap=2.0), [1 / 3, 2.0, 1.0])  # a rare class capped
 
 
 def test_jaccard_by_hand():
