@@ -219,6 +219,20 @@ class TransferParams:
 
 
 @dataclass(frozen=True)
+class PretrainParams:
+    synthetic_records: int  # 0: no pretraining
+    synthetic_seed: int     # not data.synthetic_seed: a synthetic demo's test ECGs must not be pretrained on
+    max_epochs: int
+
+    def validate(self):
+        _at_least("pretrain.synthetic_records", self.synthetic_records, 0)
+        _at_least("pretrain.max_epochs", self.max_epochs, 1)
+        if 0 < self.synthetic_records < 200:
+            raise ConfigError(f"pretrain.synthetic_records = {self.synthetic_records}: expected 0 (off) or at "
+                              "least 200 (every fold needs records)")
+
+
+@dataclass(frozen=True)
 class EvaluateParams:
     bootstrap: int
     per_batch_size: int
@@ -259,6 +273,7 @@ class Params:
     joint: JointParams
     project: ProjectParams
     classifier: ClassifierParams
+    pretrain: PretrainParams
     guard: GuardParams
     evaluate: EvaluateParams
     transfer: TransferParams
@@ -268,6 +283,10 @@ class Params:
         if not 0 <= self.seed < 2 ** 32:
             raise ConfigError(f"seed = {self.seed}: expected 0 <= seed < 2**32 (NumPy's range)")
         _choice("device", self.device.split(":")[0], ("auto", "cpu", "cuda"))
+        if self.pretrain.synthetic_records and self.data.source == "synthetic" \
+                and self.pretrain.synthetic_seed == self.data.synthetic_seed:
+            raise ConfigError(f"pretrain.synthetic_seed = data.synthetic_seed = {self.data.synthetic_seed}: the "
+                              "pretraining ECGs would be the demo's own, test fold included; use another seed")
         not_trained = [c for c in self.explain.codes if c not in self.prepare.labels]
         if not_trained:
             raise ConfigError(f"explain.codes {not_trained} are not in prepare.labels {list(self.prepare.labels)}; "

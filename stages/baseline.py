@@ -7,6 +7,7 @@ from _common import run, seeded_device, training_curves
 from ecgproto.model import LinearHeadNet, backbone_config
 from ecgproto.prepare import load_meta, load_split
 from ecgproto.checkpoint import save_checkpoint
+from ecgproto.pretrain import start_from
 from ecgproto.train import bce_loss, fit
 
 
@@ -15,10 +16,11 @@ def main(params):
     meta = load_meta("data/prepared")
     train, val = load_split("data/prepared", "train"), load_split("data/prepared", "val")
     model = LinearHeadNet(backbone_config(params.model), len(meta["labels"])).to(dev)
+    pretrained = start_from(model, Path("models/pretrained"), dev)
     loss_fn = bce_loss(torch.tensor(meta["pos_weight"], device=dev))
     best, epoch = fit(model, train, val, params.train, loss_fn, dev, params.seed, training_curves("baseline"))
     save_checkpoint(Path("models/baseline.pt"), model, meta, best_epoch=epoch)
-    return f"best validation macro-AUROC {best:.4f} at epoch {epoch}"
+    return f"best validation macro-AUROC {best:.4f} at epoch {epoch}{' (from the pretrained backbone)' if pretrained else ''}"
 
 
 run("baseline", main)
