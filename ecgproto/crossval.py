@@ -127,6 +127,14 @@ def _read_results(path: Path) -> dict:
     return doc
 
 
+def _check_same_recipe(results: dict, name: str, seed: int, overrides: str, out: Path) -> None:
+    """The seeds under one name are averaged, so they must share one recipe."""
+    for key, run in results.get(name, {}).items():
+        if key.startswith("seed") and key != f"seed{seed}" and run.get("overrides") != overrides:
+            raise ConfigError(f"{out}: recipe {name!r} ran {key} with overrides {run.get('overrides')!r}, not "
+                              f"{overrides!r}; give this recipe another name")
+
+
 def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Path, per_label_out: Path,
         params, progress=print) -> dict:
     """Cross-validate one recipe (params.yaml plus `extra` -S overrides) for one seed; returns its figures
@@ -140,6 +148,7 @@ def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Pat
         raise ConfigError(f"recipe name {name!r}: use letters, digits, - and _ only")
     fold_of = folds_of(folder)
     results, per_label_doc = _read_results(out), _read_results(per_label_out)  # refuse before hours of work
+    _check_same_recipe(results, name, seed, " ".join(extra), out)
     repo = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                                check=True).stdout.strip())
     base = Path(workdir).resolve() / name / f"seed{seed}"

@@ -74,6 +74,14 @@ def test_an_unreadable_results_file_stops_the_run_before_any_work_and_is_kept(ti
     assert out.read_text() == "{ half a file" and not (tmp_path / "work").exists()
 
 
+def test_seeds_averaged_under_one_name_must_share_one_recipe(tiny_tree, tmp_path):
+    out = tmp_path / "cv.json"
+    out.write_text(json.dumps({"params": {"seed1": {"overrides": ""}}}))
+    with pytest.raises(ConfigError, match="recipe 'params' ran seed1 with overrides '', not 'train.lr=0.002'"):
+        crossval.run(tiny_tree, 2, "params", ["train.lr=0.002"], tmp_path / "work", out, tmp_path / "pl.json", PARAMS)
+    assert not (tmp_path / "work").exists()
+
+
 def test_a_tree_without_folds_1_to_9_is_refused(tmp_path):
     root = tmp_path / "small"
     generate(root, 12, 3, PARAMS.data.synthetic_realism)  # too few records for every fold
