@@ -340,6 +340,8 @@ def _rehearsal(args) -> str:
 def _crossval(args) -> str:
     from . import config, crossval
 
+    if args.summary:  # print what has been measured, run nothing
+        return crossval.markdown(crossval.read_results(Path(args.out)))
     overrides = args.set or []
     for item in overrides:
         if "=" not in item or item.startswith("="):
@@ -436,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default="data/cv", help="the clones that run, kept so that a stopped run resumes")
     p.add_argument("--out", default="metrics/real_subset_cv.json", help="results, merged by recipe and seed "
                    "(per-label AUROC beside it in *_per_label.json)")
+    p.add_argument("--summary", action="store_true", help="print the results so far as a markdown table; run nothing")
     p.set_defaults(func=_crossval)
 
     p = sub.add_parser("recipe", help="a named recipe (ecgproto/recipes/NAME.yaml) as dvc exp run -S arguments")

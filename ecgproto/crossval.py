@@ -114,7 +114,7 @@ def across_seeds(runs: dict) -> dict:
     return out
 
 
-def _read_results(path: Path) -> dict:
+def read_results(path: Path) -> dict:
     """The results so far; an unreadable file is an error, never silently replaced."""
     if not path.exists():
         return {}
@@ -147,7 +147,7 @@ def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Pat
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"recipe name {name!r}: use letters, digits, - and _ only")
     fold_of = folds_of(folder)
-    results, per_label_doc = _read_results(out), _read_results(per_label_out)  # refuse before hours of work
+    results, per_label_doc = read_results(out), read_results(per_label_out)  # refuse before hours of work
     _check_same_recipe(results, name, seed, " ".join(extra), out)
     repo = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                                check=True).stdout.strip())
@@ -167,10 +167,10 @@ def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Pat
                                 params.evaluate.per_batch_size, seed)
     summary = {**summary, "overrides": " ".join(extra), "commit": commit, "wall_s": walls,
                "groups": " | ".join(f"test {s['test']} val {s['val']}" for s in plan())}
-    results = _read_results(out)  # again: another recipe may have finished meanwhile
+    results = read_results(out)  # again: another recipe may have finished meanwhile
     results.setdefault(name, {})[f"seed{seed}"] = summary
     results[name]["mean_over_seeds"] = across_seeds(results[name])
-    per_label_doc = _read_results(per_label_out)
+    per_label_doc = read_results(per_label_out)
     per_label_doc.setdefault(name, {})[f"seed{seed}"] = per_label
     write_json(out, results)
     write_json(per_label_out, per_label_doc)
@@ -186,4 +186,21 @@ def table(summary: dict) -> str:
         lines.append(f"{model:<10} {s['macro_auroc']:>7.4f} {s['macro_auroc_ci_low']:>7.4f}-{s['macro_auroc_ci_high']:<7.4f} "
                      f"{s['fold_mean']:>9.4f} {s['fold_sd']:>7.4f}")
     lines.append("wall s per test group: " + ", ".join(f"{k} {v}" for k, v in summary["wall_s"].items()))
+    return "\n".join(lines)
+
+
+def markdown(results: dict) -> str:
+    """Every recipe and seed in the results file as one table (docs/experiments.md quotes it)."""
+    lines = ["| recipe | overrides | seed | final | projected | joint | baseline |", "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, runs in results.items():
+        seeds = sorted((k for k in runs if k.startswith("seed")), key=lambda k: int(k[4:]))
+        for key in seeds:
+            run = runs[key]
+            cells = [f"{run[m]['macro_auroc']:.3f} ({run[m]['macro_auroc_ci_low']:.3f}-{run[m]['macro_auroc_ci_high']:.3f})"
+                     for m in MODEL_FILES]
+            lines.append(f"| {name} | {run.get('overrides') or '(params.yaml)'} | {key[4:]} | " + " | ".join(cells) + " |")
+        mean = runs["mean_over_seeds"]
+        cells = [f"**{mean[m]['macro_auroc_mean']:.3f}** ({mean[m]['macro_auroc_min']:.3f}-{mean[m]['macro_auroc_max']:.3f})"
+                 for m in MODEL_FILES]
+        lines.append(f"| **{name}, mean (range)** | | {mean['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

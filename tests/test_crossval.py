@@ -115,3 +115,5 @@ def test_the_whole_cross_validation_on_a_tiny_tree(tmp_path):
     assert lock["stages"]["prepare"]["params"]["params.yaml"]["prepare"]["test_folds"] == [4, 5, 6]
     per_label = json.loads((ws / "metrics/real_subset_cv_per_label.json").read_text())
     assert set(per_label["params"]["seed3"]) == set(MODEL_FILES)
+    table = _sh("ecgproto crossval --summary", ws)
+    assert f"| params | train.lr=0.002 | 3 | {run['final']['macro_auroc']:.3f} (" in table
