@@ -60,7 +60,7 @@ def _overrides(folder: Path, seed: int, split: dict, extra: list) -> list:
         [a for item in extra for a in ("-S", item)]
 
 
-def run_group(clone: Path, args: list, log_path: Path, progress) -> float:
+def run_group(clone: Path, args: list, log_path: Path) -> float:
     """`dvc exp run evaluate` in the clone with this environment's Python; returns its wall seconds."""
     venv_bin = Path(sys.executable).parent
     env = dict(os.environ, PYTHONPATH=str(clone), PYTHONUNBUFFERED="1",
@@ -104,7 +104,7 @@ def pooled(parts: list, fold_of: dict, labels: list, bootstrap: int, batch_size:
 
 def across_seeds(runs: dict) -> dict:
     """Mean and spread of each model's pooled macro-AUROC over the seeds run so far."""
-    seeds = sorted(k for k in runs if k.startswith("seed"))
+    seeds = sorted((k for k in runs if k.startswith("seed")), key=lambda k: int(k[4:]))
     out = {"seeds": " ".join(s[4:] for s in seeds)}
     for model in MODEL_FILES:
         values = np.array([runs[s][model]["macro_auroc"] for s in seeds])
@@ -138,8 +138,10 @@ def _check_same_recipe(results: dict, name: str, seed: int, overrides: str, out:
 def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Path, per_label_out: Path,
         params, progress=print) -> dict:
     """Cross-validate one recipe (params.yaml plus `extra` -S overrides) for one seed; returns its figures
-    and merges them, under `name` and the seed, into `out` and `per_label_out`."""
+    and merges them, under `name` and the seed, into `out` and `per_label_out`. `params` (this checkout's)
+    gives only the bootstrap settings."""
     from .files import write_json
+    from .prepare import load_meta
 
     folder = Path(folder).resolve()
     if not folder.is_dir():
@@ -160,11 +162,11 @@ def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Pat
         clone_head(repo, clone, progress, keep_if_same=True, commit=commit)
         progress(f"{name} seed {seed}: test folds {split['test']}, early stopping on {split['val']}, "
                  f"training on {split['train']} (log: {base / (tag + '.log')})")
-        walls[tag] = round(run_group(clone, _overrides(folder, seed, split, extra), base / f"{tag}.log",
-                                     progress), 1)
-        parts.append(read_predictions(clone / "data" / "test_predictions.csv", params.prepare.labels))
-    summary, per_label = pooled(parts, fold_of, list(params.prepare.labels), params.evaluate.bootstrap,
-                                params.evaluate.per_batch_size, seed)
+        walls[tag] = round(run_group(clone, _overrides(folder, seed, split, extra), base / f"{tag}.log"), 1)
+        labels = load_meta(clone / "data" / "prepared")["labels"]  # as run: an override may change them
+        parts.append(read_predictions(clone / "data" / "test_predictions.csv", labels))
+    summary, per_label = pooled(parts, fold_of, labels, params.evaluate.bootstrap, params.evaluate.per_batch_size,
+                                seed)
     summary = {**summary, "overrides": " ".join(extra), "commit": commit, "wall_s": walls,
                "groups": " | ".join(f"test {s['test']} val {s['val']}" for s in plan())}
     results = read_results(out)  # again: another recipe may have finished meanwhile
