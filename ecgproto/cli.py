@@ -340,13 +340,17 @@ def _rehearsal(args) -> str:
 def _crossval(args) -> str:
     from . import config, crossval
 
+    out, per_label = Path(args.out), Path(args.out).with_name(Path(args.out).stem + "_per_label.json")
     if args.summary:  # print what has been measured, run nothing
-        return crossval.markdown(crossval.read_results(Path(args.out)))
+        return crossval.markdown(crossval.read_results(out))
+    if args.repool:
+        crossval.repool(Path(args.folder), Path(args.workdir), out, per_label, config.load(Path("params.yaml")),
+                        progress=lambda line: print(line, file=sys.stderr, flush=True))
+        return crossval.markdown(crossval.read_results(out))
     overrides = args.set or []
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"-S {item!r}: expected key=value, as dvc exp run -S takes it")
-    out, per_label = Path(args.out), Path(args.out).with_name(Path(args.out).stem + "_per_label.json")
     summary = crossval.run(Path(args.folder), args.seed, args.name, overrides, Path(args.workdir), out, per_label,
                            config.load(Path("params.yaml")), progress=lambda line: print(line, file=sys.stderr, flush=True))
     return f"{crossval.table(summary)}\nwritten to {out} and {per_label} under {args.name!r}, seed{args.seed}"
@@ -439,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="metrics/real_subset_cv.json", help="results, merged by recipe and seed "
                    "(per-label AUROC beside it in *_per_label.json)")
     p.add_argument("--summary", action="store_true", help="print the results so far as a markdown table; run nothing")
+    p.add_argument("--repool", action="store_true", help="recompute every recorded run's figures from the "
+                   "predictions its clones kept; train nothing")
     p.set_defaults(func=_crossval)
 
     p = sub.add_parser("recipe", help="a named recipe (ecgproto/recipes/NAME.yaml) as dvc exp run -S arguments")

@@ -117,3 +117,6 @@ def test_the_whole_cross_validation_on_a_tiny_tree(tmp_path):
     assert set(per_label["params"]["seed3"]) == set(MODEL_FILES)
     table = _sh("ecgproto crossval --summary", ws)
     assert f"| params | train.lr=0.002 | 3 | {run['final']['macro_auroc']:.3f} (" in table
+    _sh(f"ecgproto crossval --repool --folder {tree}", ws)  # the same figures again from the kept predictions
+    again = json.loads((ws / "metrics/real_subset_cv.json").read_text())["params"]["seed3"]
+    assert again == run and "macro_auroc_labels_with_10_positives" in run["final"]
