@@ -341,18 +341,19 @@ def _crossval(args) -> str:
     from . import config, crossval
 
     out, per_label = Path(args.out), Path(args.out).with_name(Path(args.out).stem + "_per_label.json")
+    progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.summary:  # print what has been measured, run nothing
         return crossval.markdown(crossval.read_results(out))
     if args.repool:
         crossval.repool(Path(args.folder), Path(args.workdir), out, per_label, config.load(Path("params.yaml")),
-                        progress=lambda line: print(line, file=sys.stderr, flush=True))
+                        progress=progress)
         return crossval.markdown(crossval.read_results(out))
     overrides = args.set or []
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"-S {item!r}: expected key=value, as dvc exp run -S takes it")
     summary = crossval.run(Path(args.folder), args.seed, args.name, overrides, Path(args.workdir), out, per_label,
-                           config.load(Path("params.yaml")), progress=lambda line: print(line, file=sys.stderr, flush=True))
+                           config.load(Path("params.yaml")), progress=progress)
     return f"{crossval.table(summary)}\nwritten to {out} and {per_label} under {args.name!r}, seed{args.seed}"
 
 

@@ -226,8 +226,8 @@ def table(summary: dict) -> str:
              f"{'model':<10} {'pooled':>7} {'95% CI':>15} {'fold mean':>9} {'fold sd':>7}"]
     for model in MODEL_FILES:
         s = summary[model]
-        lines.append(f"{model:<10} {s['macro_auroc']:>7.4f} {s['macro_auroc_ci_low']:>7.4f}-{s['macro_auroc_ci_high']:<7.4f} "
-                     f"{s['fold_mean']:>9.4f} {s['fold_sd']:>7.4f}")
+        interval = f"{s['macro_auroc_ci_low']:.4f}-{s['macro_auroc_ci_high']:.4f}"
+        lines.append(f"{model:<10} {s['macro_auroc']:>7.4f} {interval:>15} {s['fold_mean']:>9.4f} {s['fold_sd']:>7.4f}")
     lines.append("wall s per test group: " + ", ".join(f"{k} {v}" for k, v in summary["wall_s"].items()))
     return "\n".join(lines)
 
@@ -236,17 +236,16 @@ def markdown(results: dict) -> str:
     """Every recipe and seed in the results file as one table (docs/experiments.md quotes it): pooled
     macro-AUROC (95% interval) of each model, then final and baseline over the frequent labels only."""
     frequent = f"macro_auroc_labels_with_{FREQUENT}_positives"
-    lines = [f"| recipe | overrides | seed | final | projected | joint | baseline | final, {FREQUENT}+ positives | "
-             f"baseline, {FREQUENT}+ positives |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [f"| recipe | overrides | seed | {' | '.join(MODEL_FILES)} | final, {FREQUENT}+ positives | "
+             f"baseline, {FREQUENT}+ positives |", "| --- | --- | ---: |" + " ---: |" * (len(MODEL_FILES) + 2)]
     for name, runs in results.items():
-        seeds = sorted((k for k in runs if k.startswith("seed")), key=lambda k: int(k[4:]))
-        for key in seeds:
+        for key in sorted((k for k in runs if k.startswith("seed")), key=lambda k: int(k[4:])):
             run = runs[key]
             cells = [f"{run[m]['macro_auroc']:.3f} ({run[m]['macro_auroc_ci_low']:.3f}-{run[m]['macro_auroc_ci_high']:.3f})"
-                     for m in MODEL_FILES] + [f"{run[m][frequent]:.3f}" if frequent in run[m] else "" for m in ("final", "baseline")]
-            lines.append(f"| {name} | {run.get('overrides') or '(params.yaml)'} | {key[4:]} | " + " | ".join(cells) + " |")
+                     for m in MODEL_FILES] + [f"{run[m].get(frequent, float('nan')):.3f}" for m in ("final", "baseline")]
+            lines.append(f"| {name} | {run.get('overrides') or '(params.yaml)'} | {key[4:]} | {' | '.join(cells)} |")
         mean = runs["mean_over_seeds"]
         cells = [f"**{mean[m]['macro_auroc_mean']:.3f}** ({mean[m]['macro_auroc_min']:.3f}-{mean[m]['macro_auroc_max']:.3f})"
-                 for m in MODEL_FILES] + [f"**{mean[m][frequent]:.3f}**" if frequent in mean[m] else "" for m in ("final", "baseline")]
-        lines.append(f"| **{name}, mean (range)** | | {mean['seeds']} | " + " | ".join(cells) + " |")
+                 for m in MODEL_FILES] + [f"**{mean[m].get(frequent, float('nan')):.3f}**" for m in ("final", "baseline")]
+        lines.append(f"| **{name}, mean (range)** | | {mean['seeds']} | {' | '.join(cells)} |")
     return "\n".join(lines)

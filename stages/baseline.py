@@ -20,7 +20,8 @@ def main(params):
     loss_fn = bce_loss(torch.tensor(meta["pos_weight"], device=dev))
     best, epoch = fit(model, train, val, params.train, loss_fn, dev, params.seed, training_curves("baseline"))
     save_checkpoint(Path("models/baseline.pt"), model, meta, best_epoch=epoch)
-    return f"best validation macro-AUROC {best:.4f} at epoch {epoch}{' (from the pretrained backbone)' if pretrained else ''}"
+    start = " (from the pretrained backbone)" if pretrained else ""
+    return f"best validation macro-AUROC {best:.4f} at epoch {epoch}{start}"
 
 
 run("baseline", main)

@@ -1,18 +1,17 @@
 """Cross-validation on a tree with folds 1-9: the fold plan, the pooled figures, the predictions file it
 pools (checked like any file from outside), and one whole run on a tiny tree."""
 import json
-import shutil
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import PARAMS, REPO
+from conftest import PARAMS
 from ecgproto import crossval
 from ecgproto.errors import ConfigError, RecordError
 from ecgproto.evaluation import MODEL_FILES, macro_auroc, read_predictions, write_predictions
 from ecgproto.synth import generate
-from test_pipeline import TINY, _sh
+from test_pipeline import _sh, tiny_workspace
 
 LABELS = ["SR", "AFIB", "STACH"]
 
@@ -40,7 +39,8 @@ def test_the_pooled_figure_is_the_macro_auroc_of_all_out_of_fold_predictions():
     p = np.concatenate([p["final"][2] for p in parts])
     assert summary["final"]["macro_auroc"] == round(macro_auroc(y, p), 4)
     assert summary["records"] == 270 and set(summary["final"]["by_fold"]) == set(range(1, 10))
-    assert summary["final"]["macro_auroc_ci_low"] <= summary["final"]["macro_auroc"] <= summary["final"]["macro_auroc_ci_high"]
+    final = summary["final"]
+    assert final["macro_auroc_ci_low"] <= final["macro_auroc"] <= final["macro_auroc_ci_high"]
     assert set(per_label["baseline"]) == set(LABELS)
     parts[1]["joint"] = tuple(a[1:] for a in parts[1]["joint"])  # one ECG not predicted: refused
     with pytest.raises(RecordError, match="model joint: the out-of-fold predictions do not cover"):
@@ -93,16 +93,7 @@ def test_the_whole_cross_validation_on_a_tiny_tree(tmp_path):
     """Three `dvc exp run evaluate` in clones of a workspace's HEAD; every ECG predicted once."""
     tree = tmp_path / "tree"
     generate(tree, 450, 11, PARAMS.data.synthetic_realism)
-    ws = tmp_path / "ws"
-    for name in ("stages", "ecgproto", ".dvc"):
-        shutil.copytree(REPO / name, ws / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
-    shutil.copy(REPO / "dvc.yaml", ws)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (ws / ".gitignore").write_text("/data/\n/models/\n")
-    _sh("git init -q && git config user.email t@t && git config user.name t && git add -A && git commit -qm init", ws)
+    ws = tiny_workspace(tmp_path / "ws")
     out = _sh(f"ecgproto crossval --folder {tree} --seed 3 -S train.lr=0.002", ws)
     assert "pooled out-of-fold macro-AUROC over" in out
     results = json.loads((ws / "metrics/real_subset_cv.json").read_text())["params"]

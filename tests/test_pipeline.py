@@ -34,9 +34,8 @@ def _sh(cmd, cwd):
     return result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    ws = tmp_path_factory.mktemp("pipeline")
+def tiny_workspace(ws: Path) -> Path:
+    """A git repository at `ws` holding the pipeline (stages, ecgproto, dvc.yaml) on TINY params."""
     for name in ("stages", "ecgproto", ".dvc"):
         shutil.copytree(REPO / name, ws / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
     shutil.copy(REPO / "dvc.yaml", ws)
@@ -50,10 +49,15 @@ def workspace(tmp_path_factory):
     return ws
 
 
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    return tiny_workspace(tmp_path_factory.mktemp("pipeline"))
+
+
 def test_repro_runs_every_stage_and_writes_metrics(workspace):
     out = _sh("dvc repro", workspace)
-    for stage in ("check_params", "data", "prepare", "train_joint", "project", "train_classifier", "export", "baseline",
-                  "evaluate", "transfer", "explain", "report"):
+    for stage in ("check_params", "data", "prepare", "pretrain", "train_joint", "project", "train_classifier", "export",
+                  "baseline", "evaluate", "transfer", "explain", "report"):
         assert f"Running stage '{stage}'" in out
     transferred = json.loads((workspace / "metrics/transfer.json").read_text())
     assert transferred["computed"] or "no PTB-XL tree there" in transferred["reason"]
