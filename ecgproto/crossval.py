@@ -167,8 +167,10 @@ def repool(folder: Path, workdir: Path, out: Path, per_label_out: Path, params, 
     for name, runs in results.items():
         for key in [k for k in runs if k.startswith("seed")]:
             base = Path(workdir).resolve() / name / key
-            if not base.is_dir():
-                progress(f"{name} {key}: no clones in {base}; left as recorded")
+            clones = [base / ("test" + "".join(map(str, s["test"]))) for s in plan()]
+            if not all((c / ".git").is_dir() and head(c) == runs[key].get("commit") for c in clones):
+                progress(f"{name} {key}: the clones in {base} are missing or not at the recorded commit; "
+                         "left as recorded")
                 continue
             summary, per_label = _pool_clones(base, fold_of, params, int(key[4:]))
             kept = {k: runs[key][k] for k in ("overrides", "commit", "wall_s", "groups") if k in runs[key]}
@@ -204,6 +206,9 @@ def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Pat
         tag = "test" + "".join(map(str, split["test"]))
         clone = base / tag
         clone_head(repo, clone, progress, keep_if_same=True, commit=commit)
+        # dvc exp run -S writes its overrides into the clone's params.yaml: a kept clone starts from the
+        # commit's, so that an earlier run's overrides cannot linger in this one
+        subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", "--", "params.yaml"], check=True)
         progress(f"{name} seed {seed}: test folds {split['test']}, early stopping on {split['val']}, "
                  f"training on {split['train']} (log: {base / (tag + '.log')})")
         walls[tag] = round(run_group(clone, _overrides(folder, seed, split, extra), base / f"{tag}.log"), 1)

@@ -129,6 +129,9 @@ def read_predictions(path: Path, labels) -> dict:
     missing = [c for c in wanted if c not in frame.columns]
     if missing:
         raise RecordError(f"{path}: missing columns {missing[:4]}; expected {wanted[:4]}...")
+    ids = pd.to_numeric(frame["ecg_id"], errors="coerce").to_numpy(dtype=float)
+    if frame["model"].isna().any() or not (np.isfinite(ids).all() and np.array_equal(ids, np.round(ids))):
+        raise RecordError(f"{path}: a row without a model name or with an ecg_id that is not a whole number")
     out = {}
     for model, part in frame.groupby("model", sort=False):
         y = part[[f"true_{c}" for c in labels]].to_numpy(dtype=np.float64)

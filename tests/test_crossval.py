@@ -61,6 +61,9 @@ def test_a_predictions_file_round_trips_and_a_hostile_one_is_refused_by_name(tmp
         path.write_text("\n".join(text + [bad]) + "\n")
         with pytest.raises(RecordError, match=f"{path}.*{match}"):
             read_predictions(path, LABELS)
+    path.write_text("\n".join(text + [text[1].replace(text[1].split(",")[0], "3.5", 1)]) + "\n")
+    with pytest.raises(RecordError, match="not a whole number"):
+        read_predictions(path, LABELS)
     path.write_text("ecg_id,model\n1,final\n")
     with pytest.raises(RecordError, match="missing columns"):
         read_predictions(path, LABELS)
