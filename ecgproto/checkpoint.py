@@ -64,6 +64,10 @@ def _check_extras(path, state: dict, n_protos: int, n_labels: int) -> None:
 def load_checkpoint(path: Path, device="cpu", require_prototypes: bool = False):
     """(model, checkpoint dict) from an ecgproto model file, checked before use; ModelError otherwise."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder; expected a model file (e.g. models/final.pt or models/final.onnx)")
+    if path.exists() and not path.is_file():
+        raise ModelError(f"{path}: not a regular file (a FIFO, device or socket); expected a model file")
     if not path.is_file():
         raise ModelError(f"{path}: model file not found (train one with `dvc repro`; the final model is "
                          "models/final.pt)")

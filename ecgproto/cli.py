@@ -28,6 +28,9 @@ def _synth(args) -> str:
     return f"wrote {args.records} synthetic PTB-XL records to {args.out}"
 
 
+MAX_METRIC = 1e6  # no metric the gate compares (AUROC, loss, counts) comes near this; a larger value is a broken file
+
+
 def _metric(doc, dotted: str, where: str) -> float:
     import math
 
@@ -35,35 +38,50 @@ def _metric(doc, dotted: str, where: str) -> float:
         if not isinstance(doc, dict) or key not in doc:
             raise GateError(f"{where}: no metric {dotted!r} (missing key {key!r})")
         doc = doc[key]
-    try:
-        value = float(doc)
-    except (TypeError, ValueError):
-        raise GateError(f"{where}: metric {dotted!r} is {doc!r}, not a number") from None
-    if not math.isfinite(value):
-        raise GateError(f"{where}: metric {dotted!r} is {value}; a non-finite metric fails the gate")
+    if isinstance(doc, bool) or not isinstance(doc, (int, float)):
+        raise GateError(f"{where}: metric {dotted!r} is {str(doc)[:60]!r} ({type(doc).__name__}), not a number")
+    value = float(doc)
+    if not math.isfinite(value) or abs(value) > MAX_METRIC:
+        raise GateError(f"{where}: metric {dotted!r} is {value:g}; expected a finite number of at most {MAX_METRIC:g}")
     return value
 
 
-def _gate(args) -> str:
-    """CI's regression gate: a metric in a JSON metrics file against its value at a git revision."""
+def _parse_metrics(text: str, where: str):
     import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise GateError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise GateError(f"{where}: JSON nested too deeply to be a metrics file") from None
+
+
+def _gate(args) -> str:
+    """CI's regression gate: a metric in a JSON metrics file against its value at a git revision. An
+    unknown revision or a revision without the file fails: a typo must not let a regression through."""
     import subprocess
 
     if args.against.startswith("-") or not args.against.strip():
         raise ConfigError(f"--against {args.against!r}: expected a git revision (a name cannot start with '-')")
     try:
-        current = _metric(json.loads(Path(args.file).read_text()), args.metric, args.file)
-    except (OSError, json.JSONDecodeError) as exc:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise GateError(f"{args.file}: cannot read the metrics file ({exc})") from None
+    current = _metric(_parse_metrics(text, args.file), args.metric, args.file)
     # --end-of-options: nothing the user passes can become an option of git
-    shown = subprocess.run(["git", "show", "--end-of-options", f"{args.against}:{args.file}"],
+    commit = subprocess.run(["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{args.against}^{{commit}}"],
+                            capture_output=True, text=True)
+    if commit.returncode != 0:
+        raise GateError(f"--against {args.against!r}: not a git revision here (a typo, or a shallow clone "
+                        "without it); the gate cannot compare and fails")
+    shown = subprocess.run(["git", "show", "--end-of-options", f"{commit.stdout.strip()}:{args.file}"],
                            capture_output=True, text=True)
     if shown.returncode != 0:
-        return f"no committed {args.file} at {args.against}: nothing to compare {args.metric} = {current:.4f} with"
-    try:
-        committed = _metric(json.loads(shown.stdout), args.metric, f"{args.against}:{args.file}")
-    except json.JSONDecodeError as exc:
-        raise GateError(f"{args.against}:{args.file}: not valid JSON ({exc})") from None
+        raise GateError(f"{args.against}:{args.file}: the revision has no such file; the gate cannot compare "
+                        f"{args.metric} = {current:.4f} with anything and fails")
+    committed = _metric(_parse_metrics(shown.stdout, f"{args.against}:{args.file}"), args.metric,
+                        f"{args.against}:{args.file}")
     line = f"{args.metric}: {current:.4f} now, {committed:.4f} at {args.against} (allowed drop {args.max_drop})"
     if current < committed - args.max_drop:
         raise GateError(f"regression: {line}")
@@ -119,27 +137,43 @@ def _explain(args) -> str:
     records or folders: a JSON and a figure per record into --out-dir, the model run in batches."""
     import json
 
+    import os
+
     from . import readout
-    from .files import atomic_path, check_writable
+    from .ecgplot import FIGURE_FORMATS
+    from .files import atomic_path, check_writable, record_inputs, refuse_inputs
     from .preprocessing import preprocess, read_ecg
     from .runner import open_model
 
     many = len(args.record) > 1 or any(Path(r).is_dir() for r in args.record)
     if many and not args.out_dir:
         raise ConfigError("several records or a folder: give --out-dir, where a JSON and a figure per record go")
-    if args.plot:
-        check_writable(Path(args.plot), "--plot")
     records = _records_in(args.record)
+    inputs = [Path(args.model), *(f for r in records for f in record_inputs(r))]
+    plot_format = None
+    if args.plot:
+        plot_format = Path(args.plot).suffix.lower().lstrip(".")
+        if plot_format not in FIGURE_FORMATS:
+            raise ConfigError(f"--plot {args.plot}: expected a file name ending in "
+                              f"{', '.join('.' + f for f in FIGURE_FORMATS)} (the figure's format)")
+        check_writable(Path(args.plot), "--plot")
+        refuse_inputs([args.plot], inputs, "--plot")
     if many:
         out_dir = Path(args.out_dir)
+        names = [r.name for r in records]
+        if len(set(names)) != len(names):
+            raise ConfigError("--out-dir: two records share a name; explain them in separate runs")
+        planned = [out_dir / f"{name}.{suffix}" for name in names for suffix in ("json", "png")]
+        refuse_inputs(planned, inputs, "--out-dir")
+        there = [p for p in planned if os.path.lexists(p)]
+        if there and not args.overwrite:
+            raise ConfigError(f"--out-dir {out_dir}: {len(there)} output files are already there (e.g. {there[0]}); "
+                              "refusing to replace them (pass --overwrite, or choose an empty folder)")
         try:
             out_dir.mkdir(exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"--out-dir {out_dir}: cannot create it ({exc.strerror})") from None
         check_writable(out_dir / "x", "--out-dir")
-        names = [r.name for r in records]
-        if len(set(names)) != len(names):
-            raise ConfigError("--out-dir: two records share a name; explain them in separate runs")
     runner = open_model(Path(args.model), args.runtime, require_prototypes=True)
     if not runner.explainable:
         raise ConfigError(f"{args.model}: a model without prototypes has nothing to explain with; use models/final.pt")
@@ -159,7 +193,7 @@ def _explain(args) -> str:
             doc = readout.as_dict(record.name, *explained)
             if many or args.plot:
                 _plot(runner, millivolts[n], x[n:n + 1], one, explained[0], doc, args.top,
-                      out_dir / f"{record.name}.png" if many else Path(args.plot))
+                      out_dir / f"{record.name}.png" if many else Path(args.plot), plot_format or "png")
             if many:
                 with atomic_path(out_dir / f"{record.name}.json") as tmp:
                     tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
@@ -188,7 +222,7 @@ def _explained(runner, millivolts, out, top) -> tuple:
     return entries, checked, meta.get("calibration") is not None, rate, said
 
 
-def _plot(runner, millivolts, x, out, entries, doc, top, path) -> None:
+def _plot(runner, millivolts, x, out, entries, doc, top, path, fmt: str = "png") -> None:
     """The explanation figure: the filtered ECG as the model saw it, per-lead shading, prototypes beside
     their source ECGs when the model file carries them."""
     from .ecgplot import draw_explanation, leading_prototype
@@ -213,7 +247,7 @@ def _plot(runner, millivolts, x, out, entries, doc, top, path) -> None:
             return to_millivolts(src[0], prep)[1], runner.source_codes[j], local
     with atomic_path(path) as tmp:
         draw_explanation(tmp, shown, title, entries, interpolate_steps(out["local"][0], x.shape[-1]),
-                         len(runner.labels), min(top or 5, 5), source, lead_weights=weights)
+                         len(runner.labels), min(top or 5, 5), source, lead_weights=weights, fmt=fmt)
 
 
 def _records_in(paths) -> list:
@@ -239,16 +273,17 @@ def _predict(args) -> str:
     from tqdm import tqdm
 
     from .calibration import apply, calls
-    from .files import atomic_path, check_writable
+    from .files import atomic_path, check_writable, record_inputs, refuse_inputs
     from .preprocessing import preprocess, read_ecg
     from .quality import best_similarity, verdict
     from .runner import open_model
 
     check_writable(Path(args.out), "--out")
+    records = _records_in(args.records)
+    refuse_inputs([args.out], [Path(args.model), *(f for r in records for f in record_inputs(r))], "--out")
     runner = open_model(Path(args.model), args.runtime)
     meta, labels = runner.meta, runner.labels
     calibration = meta.get("calibration")
-    records = _records_in(args.records)
     rows = []
     with tqdm(total=len(records), desc="predict", unit="rec", disable=not sys.stderr.isatty()) as bar:
         for start in range(0, len(records), args.batch_size):
@@ -277,11 +312,12 @@ def _predict(args) -> str:
 def _export(args) -> str:
     from .checkpoint import load_checkpoint
     from .export import export_onnx
-    from .files import check_writable
+    from .files import check_writable, refuse_inputs
 
     check_writable(Path(args.onnx), "--onnx")
-    if Path(args.onnx).suffix != ".onnx" or (Path(args.onnx).exists() and Path(args.onnx).samefile(args.model)):
+    if Path(args.onnx).suffix != ".onnx":
         raise ConfigError(f"--onnx {args.onnx}: expected a new file name ending in .onnx (never the model itself)")
+    refuse_inputs([args.onnx], [args.model], "--onnx")
     model, state = load_checkpoint(Path(args.model), require_prototypes=True)
     export_onnx(model, state, Path(args.onnx))
     size = Path(args.onnx).stat().st_size
@@ -394,7 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="models/final.pt", help="prototype model file (default: %(default)s)")
     p.add_argument("--top", type=_top, default=3, help="prototypes per side (for, against) per label, or 'all' (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON: a list of labels with their prototypes")
-    p.add_argument("--plot", help="also draw the explanation into this PNG file")
+    p.add_argument("--plot", help="also draw the explanation into this figure file (.png, .svg or .pdf)")
+    p.add_argument("--overwrite", action="store_true", help="with --out-dir: replace JSON and figure files already "
+                   "there (an input is never replaced)")
     p.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto",
                    help="auto: onnx for a .onnx model file (no PyTorch import), torch otherwise")
     p.set_defaults(func=_explain)
@@ -453,10 +491,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_recipe)
 
     p = sub.add_parser("gate", help="fail when a metric dropped more than --max-drop below a git revision's")
-    p.add_argument("--file", default="metrics/evaluate.json")
-    p.add_argument("--metric", default="final.macro_auroc")
-    p.add_argument("--against", default="HEAD")
-    p.add_argument("--max-drop", type=_fraction, default=0.02)
+    p.add_argument("--file", default="metrics/evaluate.json", help="JSON metrics file in the workspace "
+                   "(default: %(default)s)")
+    p.add_argument("--metric", default="final.macro_auroc", help="dotted key of the metric, higher is better "
+                   "(default: %(default)s)")
+    p.add_argument("--against", default="HEAD", help="git revision whose committed file is the reference; an "
+                   "unknown revision or a missing file fails (default: %(default)s)")
+    p.add_argument("--max-drop", type=_fraction, default=0.02, help="largest allowed drop below the reference "
+                   "(default: %(default)s)")
     p.set_defaults(func=_gate)
     return parser
 

@@ -29,6 +29,10 @@ class DeployedModel:
         import onnxruntime as ort
 
         path = Path(path)
+        if path.is_dir():
+            raise ModelError(f"{path}: is a folder; expected a model file (e.g. models/final.pt or models/final.onnx)")
+        if path.exists() and not path.is_file():
+            raise ModelError(f"{path}: not a regular file (a FIFO, device or socket); expected a model file")
         if not path.is_file():
             raise ModelError(f"{path}: ONNX model file not found (write one with `ecgproto export`)")
         options = ort.SessionOptions()

@@ -133,8 +133,11 @@ def figure_for(rows_12lead: int, rows_strip: int = 0, strip_columns: int = 1):
     return fig, grid
 
 
-def save(fig, path) -> None:
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", format="png")
+FIGURE_FORMATS = ("png", "svg", "pdf")  # what save() can honour; any other suffix is refused by the CLI
+
+
+def save(fig, path, fmt: str = "png") -> None:
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", format=fmt)
     plt.close(fig)
 
 
@@ -171,7 +174,7 @@ def leading_prototype(entries: list):
 
 
 def draw_explanation(path, millivolts, title, entries, local, max_labels: int, top: int, source=None,
-                     lead_weights=None) -> None:
+                     lead_weights=None, fmt: str = "png") -> None:
     """One explained ECG: the 12-lead record (highlighted where its leading prototype matches), then per
     explained label its strongest evidence for and against (a strip each: where the prototype matches in
     this ECG, left, and, when `source(prototype_index)` returns (lead II millivolts, its codes, its
@@ -220,4 +223,4 @@ def draw_explanation(path, millivolts, title, entries, local, max_labels: int, t
                     highlight[s0:s0 + WINDOW])
                 draw_strip(fig.add_subplot(grid[row + 1, 1]), trace, "its source, 10 s", highlight)
         row += 2
-    save(fig, path)
+    save(fig, path, fmt)

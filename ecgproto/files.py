@@ -133,3 +133,43 @@ def check_writable(path: Path, what: str) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ConfigError(f"{what} {path}: folder {parent} is not writable")
     return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """a and b name one file: the same resolved path (symlinks, '..'), or the same inode (hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return False
+
+
+def refuse_inputs(outputs, inputs, what: str) -> None:
+    """Refuse, before any work, an output that is (or resolves to, through a symlink, '..' or a hard link)
+    one of the command's inputs: an output never replaces an input."""
+    from .errors import ConfigError
+
+    inputs = [Path(p) for p in inputs]
+    for out in map(Path, outputs):
+        for source in inputs:
+            if _same_file(out, source):
+                raise ConfigError(f"{what} {out}: is the input {source}; refusing to write over an input "
+                                  "(choose another output path)")
+
+
+def record_inputs(base: Path) -> list:
+    """The files a WFDB record is read from: its header, the signal files the header names, and the
+    usual signal files beside it (.dat, .mat), whether or not they exist yet."""
+    base = Path(base)
+    found = [base.with_suffix(".hea"), base.with_suffix(".dat"), base.with_suffix(".mat")]
+    try:
+        lines = base.with_suffix(".hea").read_bytes()[:65536].decode("latin-1").splitlines()
+    except OSError:
+        return found
+    body = [ln for ln in lines if ln.strip() and not ln.startswith("#")]
+    for line in body[1:]:
+        name = line.split()[0] if line.split() else ""
+        if name and "/" not in name and "\\" not in name and name != "~":
+            found.append(base.parent / name)
+    return found

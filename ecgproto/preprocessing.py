@@ -8,28 +8,41 @@ import numpy as np
 
 from .errors import RecordError
 from .filters import LeadScaler, highpass
-from .ptbxl import FS, read_header, read_record
+from .ptbxl import FS, N_SAMPLES
+from .wfdb_record import read_header, read_leads
 
 MAX_FILTER_ORDER = 8  # as config.py allows: a huge order read from a model file would stall the filter design
+
+
+def resample_to(millivolts: np.ndarray, fs: float, target: int = FS) -> np.ndarray:
+    """(12, T) at fs -> target Hz with a polyphase anti-aliasing filter (scipy's resample_poly)."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly  # here: records at 100 Hz never need it
+
+    ratio = Fraction(target) / Fraction(fs).limit_denominator(1000)
+    return resample_poly(millivolts, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
 
 
 def read_ecg(path) -> tuple:
     """A WFDB record (path without extension) as ((12, 1000) millivolts at 100 Hz, note or None).
 
-    100 Hz records are read as they are; 500 Hz records (PTB-XL's records500) are resampled to 100 Hz
-    with a polyphase anti-aliasing filter, and the note says so. Any other rate is refused."""
+    Any WFDB record wfdb can read, its leads found by name; a rate above 100 Hz is resampled to 100 Hz with a
+    polyphase anti-aliasing filter, and the note says so. Lower rates and lengths other than 10 s are refused."""
     base = Path(path)
-    if base.suffix in (".hea", ".dat"):
+    if base.suffix in (".hea", ".dat", ".mat"):
         base = base.with_suffix("")
     hdr = read_header(base.with_suffix(".hea"))
-    if hdr.fs == 5 * FS:
-        from scipy.signal import resample_poly  # here: only 500 Hz records need it
-
-        millivolts = resample_poly(read_record(base, fs=5 * FS), 1, 5, axis=-1).astype(np.float32)
-        return millivolts, f"{base}: resampled from 500 Hz to {FS} Hz"
-    if hdr.fs != FS:
-        raise RecordError(f"{base}: sampled at {hdr.fs:g} Hz; expected {FS} Hz (500 Hz records are resampled)")
-    return read_record(base), None
+    if hdr.fs < FS:
+        raise RecordError(f"{base}: sampled at {hdr.fs:g} Hz; expected at least {FS} Hz (the model reads 100 Hz)")
+    if hdr.n_samples != round(N_SAMPLES / FS * hdr.fs):
+        raise RecordError(f"{base}: {hdr.n_samples / hdr.fs:g} s long; expected a 10 s record (the model was "
+                          "trained on 10 s)")
+    millivolts = read_leads(base, hdr)
+    if hdr.fs == FS:
+        return millivolts, None
+    millivolts = resample_to(millivolts, hdr.fs)[:, :N_SAMPLES]
+    return millivolts, f"{base}: resampled from {hdr.fs:g} Hz to {FS} Hz"
 
 
 def preprocess(millivolts: np.ndarray, preprocessing: dict) -> np.ndarray:

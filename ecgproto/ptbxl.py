@@ -6,7 +6,6 @@ dataset that ecgproto writes itself, because all three share the layout.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ import numpy as np
 from .errors import RecordError
 from .files import raise_if_stopped
 from .paths import inside
+from .wfdb_record import LEADS, read_header, read_leads
 
 # The 16 codes of ProtoECGNet's "1D rhythm" group, in the published order.
 LABELS = ("1AVB", "IVCD", "3AVB", "2AVB", "SR", "AFIB", "STACH", "SARRH",
@@ -29,10 +29,8 @@ CODE_NAMES = {
     "PSVT": "paroxysmal supraventricular tachycardia",
     "TRIGU": "trigeminal pattern (unknown origin, SV or Ventricular)",
 }
-LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
 FS = 100
 N_SAMPLES = 1000
-WFDB_NAN = -32768  # format-16 sample value WFDB uses for a missing sample
 
 
 def read_metadata(root: Path):
@@ -88,54 +86,9 @@ def label_matrix(metadata, labels=LABELS) -> np.ndarray:
     return y
 
 
-@dataclass(frozen=True)
-class Header:
-    n_sig: int
-    fs: float
-    n_samples: int
-    fmt: tuple
-    gain: np.ndarray
-    baseline: np.ndarray
-    sig_name: tuple
-    file_names: tuple  # the signal file each lead is stored in, as the header names it
-
-
-def read_header(hea: Path) -> Header:
-    """Minimal WFDB header parser for single-file records (all PTB-XL needs); ~50x faster than wfdb's."""
-    try:
-        lines = [ln for ln in hea.read_text(encoding="ascii").splitlines() if ln.strip() and not ln.startswith("#")]
-    except FileNotFoundError:
-        raise RecordError(f"{hea}: header file not found") from None
-    except UnicodeDecodeError:
-        raise RecordError(f"{hea}: not a WFDB header (binary, not ASCII text)") from None
-    except OSError as exc:  # a folder named like a header, no permission, ...
-        raise RecordError(f"{hea}: cannot read the header ({exc.strerror or exc})") from None
-    try:
-        first = lines[0].split()
-        n_sig, fs, n_samples = int(first[1]), float(first[2].split("/")[0]), int(first[3])
-        fmts, gains, baselines, names, files = [], [], [], [], []
-        for ln in lines[1:1 + n_sig]:
-            f = ln.split()
-            files.append(f[0])
-            fmts.append(f[1].split("x")[0].split(":")[0].split("+")[0])
-            gain_field = f[2]
-            gains.append(float(gain_field.split("(")[0].split("/")[0]))
-            baselines.append(int(gain_field.split("(")[1].split(")")[0]) if "(" in gain_field else int(f[4]))
-            names.append(f[8] if len(f) > 8 else "")
-    except (IndexError, ValueError) as exc:
-        raise RecordError(f"{hea}: unreadable WFDB header ({exc})") from None
-    if len(fmts) != n_sig:
-        raise RecordError(f"{hea}: header announces {n_sig} signals but describes {len(fmts)}")
-    gains = np.array(gains)
-    if not (np.isfinite(fs) and fs > 0) or not np.isfinite(gains).all():
-        raise RecordError(f"{hea}: non-finite or non-positive sampling rate {fs} or ADC gain {gains.tolist()}; "
-                          "expected finite positive numbers")
-    return Header(n_sig, fs, n_samples, tuple(fmts), gains, np.array(baselines), tuple(names), tuple(files))
-
-
 def read_record(path_without_ext: Path, fs: int = FS) -> np.ndarray:
     """One 10 s PTB-XL record as (12, 10 x fs) float32 millivolts, validated against the layout
-    (fs = 100 for records100, 500 for records500)."""
+    (fs = 100 for records100, 500 for records500): format 16, 12 leads in PTB-XL's order."""
     base = Path(path_without_ext)
     hdr = read_header(base.with_suffix(".hea"))
     n_samples = N_SAMPLES * fs // FS
@@ -148,34 +101,7 @@ def read_record(path_without_ext: Path, fs: int = FS) -> np.ndarray:
     names = tuple(n.upper() for n in hdr.sig_name)
     if names != LEADS:
         raise RecordError(f"{base}: leads {names}; expected {LEADS}")
-    if len(set(hdr.file_names)) != 1:
-        raise RecordError(f"{base}.hea: leads stored in several files {sorted(set(hdr.file_names))}; "
-                          "expected one signal file (PTB-XL)")
-    # the file the header names, which must lie in the record's own folder
-    if "/" in hdr.file_names[0] or "\\" in hdr.file_names[0]:
-        raise RecordError(f"{base}.hea: signal file {hdr.file_names[0]!r} is not in the record's folder")
-    dat = inside(base.parent, hdr.file_names[0], f"{base}.hea, signal file name")
-    try:
-        raw = np.fromfile(dat, dtype="<i2")
-    except FileNotFoundError:
-        raise RecordError(f"{dat}: signal file not found (named in {base}.hea)") from None
-    except OSError as exc:
-        raise RecordError(f"{dat}: cannot read the signal file ({exc.strerror or exc})") from None
-    if raw.size != n_samples * len(LEADS):
-        raise RecordError(f"{dat}: {raw.size * 2} bytes; expected {n_samples * len(LEADS) * 2} "
-                          f"(truncated or not a 12-lead {n_samples}-sample record)")
-    digital = raw.reshape(n_samples, len(LEADS)).T
-    if (digital == WFDB_NAN).any():
-        lead = LEADS[int(np.nonzero((digital == WFDB_NAN).any(axis=1))[0][0])]
-        raise RecordError(f"{base}: NaN (missing) samples in lead {lead}")
-    if (hdr.gain <= 0).any():
-        raise RecordError(f"{base}: non-positive ADC gain {hdr.gain.tolist()}")
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        millivolts = ((digital - hdr.baseline[:, None]) / hdr.gain[:, None]).astype(np.float32)
-    if not np.isfinite(millivolts).all():
-        raise RecordError(f"{base}: gain {hdr.gain.min():g} and baseline give non-finite millivolts; expected a "
-                          "finite signal (PTB-XL's gain is 1000 per mV)")
-    return millivolts
+    return read_leads(base, hdr)
 
 
 def write_record(path_without_ext: Path, millivolts: np.ndarray, fs: int = FS) -> None:

@@ -13,11 +13,12 @@ from .errors import ConfigError
 
 
 def overrides(name: str) -> dict:
-    """{dotted key: value} of the recipe `name` (e.g. 'published')."""
-    try:
-        text = resources.files("ecgproto").joinpath("recipes", f"{name}.yaml").read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"recipe {name!r}: no ecgproto/recipes/{name}.yaml") from None
+    """{dotted key: value} of the recipe `name` (e.g. 'published'): a name from ecgproto/recipes, never a path."""
+    folder = resources.files("ecgproto").joinpath("recipes")
+    known = sorted(f.name[:-len(".yaml")] for f in folder.iterdir() if f.name.endswith(".yaml"))
+    if name not in known:
+        raise ConfigError(f"recipe {name!r}: expected one of {known} (a recipe is a name, not a path)")
+    text = folder.joinpath(f"{name}.yaml").read_text(encoding="utf-8")
     values = yaml.safe_load(text)
     if not isinstance(values, dict) or not values:
         raise ConfigError(f"recipe {name!r}: expected a mapping of dotted params.yaml keys to values")

@@ -287,7 +287,7 @@ def test_a_non_finite_training_loss_stops_training_naming_epoch_and_batch():
         fit(model, split, split, settings, loss_fn, "cpu", seed=0)
 
 
-@pytest.mark.parametrize("doc, message", [({"final": {"macro_auroc": float("nan")}}, "non-finite metric"),
+@pytest.mark.parametrize("doc, message", [({"final": {"macro_auroc": float("nan")}}, "expected a finite number"),
                                           ({"final": {}}, "missing key 'macro_auroc'"),
                                           ({"final": {"macro_auroc": None}}, "not a number")])
 def test_gate_fails_on_a_non_finite_or_missing_metric(tmp_path, capsys, doc, message):
@@ -353,7 +353,7 @@ def test_malformed_metadata_and_records_get_named_errors(tiny_tree, tmp_path):
     dat = tree / "records100/00000/00004_lr.dat"
     dat.unlink()
     dat.mkdir()
-    with pytest.raises(RecordError, match="00004_lr.dat: cannot read the signal file"):
+    with pytest.raises(RecordError, match="00004_lr.dat: is a folder; expected a signal file"):
         read_record(tree / "records100/00000/00004_lr")
 
 
