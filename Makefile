@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install repro test bench bench-prepare rehearsal real-subset real-subset-cv real-subset-published ptbxl ptbxl-published clean
+.PHONY: install repro test test-fast deps lint bench bench-prepare rehearsal real-subset real-subset-cv real-subset-published ptbxl ptbxl-published clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,17 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	. $(BIN)/activate && pytest -q
+
+# the inner loop: everything but the end-to-end DVC runs (marked slow)
+test-fast: $(STAMP)
+	. $(BIN)/activate && pytest -q -m "not slow"
+
+# dvc.yaml's code deps: exactly the files each stage's script runs (tests/test_dvc_deps.py checks them)
+deps: $(STAMP)
+	. $(BIN)/activate && python -m ecgproto.tools.code_deps --write
+
+lint: $(STAMP)
+	. $(BIN)/activate && ruff check ecgproto stages tests
 
 # Speed and memory of the default model vs the published-size ResNet-18 (prints a table and writes
 # benchmarks/bench.json, which the report quotes; commit it after a run).

@@ -6,15 +6,13 @@ import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from .errors import ConfigError, EcgprotoError, GateError, RecordError, TrainingError
+from ecgproto.errors import ConfigError, EcgprotoError, TrainingError
 
 
 def _synth(args) -> str:
-    from . import config
-    from .files import atomic_dir
-    from .synth import generate
+    from ecgproto import config
+    from ecgproto.data.synth import generate
+    from ecgproto.files.atomic import atomic_dir
 
     realism = config.load(Path(args.params)).data.synthetic_realism  # one source: params.yaml
     out = Path(args.out)
@@ -28,64 +26,10 @@ def _synth(args) -> str:
     return f"wrote {args.records} synthetic PTB-XL records to {args.out}"
 
 
-MAX_METRIC = 1e6  # no metric the gate compares (AUROC, loss, counts) comes near this; a larger value is a broken file
-
-
-def _metric(doc, dotted: str, where: str) -> float:
-    import math
-
-    for key in dotted.split("."):
-        if not isinstance(doc, dict) or key not in doc:
-            raise GateError(f"{where}: no metric {dotted!r} (missing key {key!r})")
-        doc = doc[key]
-    if isinstance(doc, bool) or not isinstance(doc, (int, float)):
-        raise GateError(f"{where}: metric {dotted!r} is {str(doc)[:60]!r} ({type(doc).__name__}), not a number")
-    value = float(doc)
-    if not math.isfinite(value) or abs(value) > MAX_METRIC:
-        raise GateError(f"{where}: metric {dotted!r} is {value:g}; expected a finite number of at most {MAX_METRIC:g}")
-    return value
-
-
-def _parse_metrics(text: str, where: str):
-    import json
-
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GateError(f"{where}: not valid JSON ({exc})") from None
-    except RecursionError:
-        raise GateError(f"{where}: JSON nested too deeply to be a metrics file") from None
-
-
 def _gate(args) -> str:
-    """CI's regression gate: a metric in a JSON metrics file against its value at a git revision. An
-    unknown revision or a revision without the file fails: a typo must not let a regression through."""
-    import subprocess
+    from ecgproto.tools.gate import gate
 
-    if args.against.startswith("-") or not args.against.strip():
-        raise ConfigError(f"--against {args.against!r}: expected a git revision (a name cannot start with '-')")
-    try:
-        text = Path(args.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GateError(f"{args.file}: cannot read the metrics file ({exc})") from None
-    current = _metric(_parse_metrics(text, args.file), args.metric, args.file)
-    # --end-of-options: nothing the user passes can become an option of git
-    commit = subprocess.run(["git", "rev-parse", "--verify", "--quiet", "--end-of-options", f"{args.against}^{{commit}}"],
-                            capture_output=True, text=True)
-    if commit.returncode != 0:
-        raise GateError(f"--against {args.against!r}: not a git revision here (a typo, or a shallow clone "
-                        "without it); the gate cannot compare and fails")
-    shown = subprocess.run(["git", "show", "--end-of-options", f"{commit.stdout.strip()}:{args.file}"],
-                           capture_output=True, text=True)
-    if shown.returncode != 0:
-        raise GateError(f"{args.against}:{args.file}: the revision has no such file; the gate cannot compare "
-                        f"{args.metric} = {current:.4f} with anything and fails")
-    committed = _metric(_parse_metrics(shown.stdout, f"{args.against}:{args.file}"), args.metric,
-                        f"{args.against}:{args.file}")
-    line = f"{args.metric}: {current:.4f} now, {committed:.4f} at {args.against} (allowed drop {args.max_drop})"
-    if current < committed - args.max_drop:
-        raise GateError(f"regression: {line}")
-    return f"ok: {line}"
+    return gate(args.file, args.metric, args.against, args.max_drop)
 
 
 def _positive_int(value: str) -> int:
@@ -132,187 +76,22 @@ def _top(value: str):
 
 
 def _explain(args) -> str:
-    """One record: first whether it can be read, then every label's calibrated probability and threshold,
-    and both sides of the logit of the called labels and of the closest labels not called. Several
-    records or folders: a JSON and a figure per record into --out-dir, the model run in batches."""
-    import json
+    from ecgproto.deploy.explain_records import explain_records
 
-    import os
-
-    from . import readout
-    from .ecgplot import FIGURE_FORMATS
-    from .files import atomic_path, check_writable, record_inputs, refuse_inputs
-    from .preprocessing import preprocess, read_ecg
-    from .runner import open_model
-
-    many = len(args.record) > 1 or any(Path(r).is_dir() for r in args.record)
-    if many and not args.out_dir:
-        raise ConfigError("several records or a folder: give --out-dir, where a JSON and a figure per record go")
-    records = _records_in(args.record)
-    inputs = [Path(args.model), *(f for r in records for f in record_inputs(r))]
-    plot_format = None
-    if args.plot:
-        plot_format = Path(args.plot).suffix.lower().lstrip(".")
-        if plot_format not in FIGURE_FORMATS:
-            raise ConfigError(f"--plot {args.plot}: expected a file name ending in "
-                              f"{', '.join('.' + f for f in FIGURE_FORMATS)} (the figure's format)")
-        check_writable(Path(args.plot), "--plot")
-        refuse_inputs([args.plot], inputs, "--plot")
-    if many:
-        out_dir = Path(args.out_dir)
-        names = [r.name for r in records]
-        if len(set(names)) != len(names):
-            raise ConfigError("--out-dir: two records share a name; explain them in separate runs")
-        planned = [out_dir / f"{name}.{suffix}" for name in names for suffix in ("json", "png")]
-        refuse_inputs(planned, inputs, "--out-dir")
-        there = [p for p in planned if os.path.lexists(p)]
-        if there and not args.overwrite:
-            raise ConfigError(f"--out-dir {out_dir}: {len(there)} output files are already there (e.g. {there[0]}); "
-                              "refusing to replace them (pass --overwrite, or choose an empty folder)")
-        try:
-            out_dir.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"--out-dir {out_dir}: cannot create it ({exc.strerror})") from None
-        check_writable(out_dir / "x", "--out-dir")
-    runner = open_model(Path(args.model), args.runtime, require_prototypes=True)
-    if not runner.explainable:
-        raise ConfigError(f"{args.model}: a model without prototypes has nothing to explain with; use models/final.pt")
-    texts = []
-    for start in range(0, len(records), 64):
-        chunk = records[start:start + 64]
-        read = [read_ecg(r) for r in chunk]
-        for _, note in read:
-            if note:
-                print(note, file=sys.stderr)
-        millivolts = np.stack([signal for signal, _ in read])
-        x = preprocess(millivolts, runner.meta["preprocessing"])
-        out = runner.outputs(x)
-        for n, record in enumerate(chunk):
-            one = {k: v[n:n + 1] for k, v in out.items()}
-            explained = _explained(runner, millivolts[n], one, args.top)
-            doc = readout.as_dict(record.name, *explained)
-            if many or args.plot:
-                _plot(runner, millivolts[n], x[n:n + 1], one, explained[0], doc, args.top,
-                      out_dir / f"{record.name}.png" if many else Path(args.plot), plot_format or "png")
-            if many:
-                with atomic_path(out_dir / f"{record.name}.json") as tmp:
-                    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-            elif args.json:
-                texts.append(json.dumps(doc, indent=2, allow_nan=False))
-            else:
-                texts.append(readout.as_text(record.name, *explained))
-    if many:
-        return f"wrote a JSON and a figure for each of {len(records)} records to {out_dir}"
-    return "\n".join(texts)
-
-
-def _explained(runner, millivolts, out, top) -> tuple:
-    """(entries, verdict, calibrated, rate, remarks) for one ECG from the model's outputs."""
-    from .evidence import split_logits
-    from .quality import best_similarity, verdict
-    from .rhythm import heart_rate, remarks
-
-    meta = runner.meta
-    entries = split_logits(out["logits"], out["sims"], np.asarray(meta["last_layer_weight"]), meta["prototype_class"],
-                           meta["prototype_source"], meta["groups"], runner.labels, meta.get("calibration"), top)[0]
-    best = float(best_similarity(out["sims"], runner.active())[0])
-    checked = verdict(millivolts, best, meta.get("guard"), meta.get("familiarity"))
-    rate = heart_rate(millivolts)
-    said = remarks([e["label"] for e in entries if e["called"]], rate, meta.get("cooccurrence"))
-    return entries, checked, meta.get("calibration") is not None, rate, said
-
-
-def _plot(runner, millivolts, x, out, entries, doc, top, path, fmt: str = "png") -> None:
-    """The explanation figure: the filtered ECG as the model saw it, per-lead shading, prototypes beside
-    their source ECGs when the model file carries them."""
-    from .ecgplot import draw_explanation, leading_prototype
-    from .evidence import interpolate_steps, lead_attribution, lead_shading
-    from .files import atomic_path
-    from .filters import highpass
-    from .preprocessing import to_millivolts
-
-    meta = runner.meta
-    title = f"record {doc['record']}" + ("" if doc["reliable"] is not False else
-                                         " - NO RELIABLE RHYTHM CALL: " + "; ".join(doc["reasons"]))
-    entries = entries if doc["reliable"] is not False else []  # an unreadable ECG gets no explained label
-    leading = leading_prototype(entries)
-    weights = lead_shading(lead_attribution(runner.outputs, x, leading)) if leading is not None else None
-    prep = meta["preprocessing"]
-    shown = highpass(millivolts[None], prep["highpass_hz"], prep["filter_order"])[0]
-    source = None
-    if runner.source_ecgs is not None:  # the prototypes' source ECGs travel in a .pt model file
-        def source(j):
-            src = runner.source_ecgs[j:j + 1]
-            local = interpolate_steps(runner.outputs(src)["local"][0, j], src.shape[-1])
-            return to_millivolts(src[0], prep)[1], runner.source_codes[j], local
-    with atomic_path(path) as tmp:
-        draw_explanation(tmp, shown, title, entries, interpolate_steps(out["local"][0], x.shape[-1]),
-                         len(runner.labels), min(top or 5, 5), source, lead_weights=weights, fmt=fmt)
-
-
-def _records_in(paths) -> list:
-    """Record paths (without extension) from record paths and folders (searched recursively)."""
-    from .paths import walk_files
-
-    records = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = [h.with_suffix("") for h in walk_files(p) if h.suffix == ".hea"]
-            if not found:
-                raise RecordError(f"{p}: folder holds no WFDB header (.hea) files")
-            records += found
-        else:
-            records.append(p.with_suffix("") if p.suffix in (".hea", ".dat") else p)
-    return records
+    return explain_records(args.record, args.model, args.runtime, args.top, args.json, args.plot, args.out_dir,
+                           args.overwrite)
 
 
 def _predict(args) -> str:
-    """Calibrated probabilities, called labels and the guard's verdict for many records, written
-    atomically to one CSV (a record per row)."""
-    import pandas as pd
-    from tqdm import tqdm
+    from ecgproto.deploy.predict_records import predict_records
 
-    from .calibration import apply, calls
-    from .files import atomic_path, check_writable, record_inputs, refuse_inputs
-    from .preprocessing import preprocess, read_ecg
-    from .quality import best_similarity, verdict
-    from .runner import open_model
-
-    check_writable(Path(args.out), "--out")
-    records = _records_in(args.records)
-    refuse_inputs([args.out], [Path(args.model), *(f for r in records for f in record_inputs(r))], "--out")
-    runner = open_model(Path(args.model), args.runtime)
-    meta, labels = runner.meta, runner.labels
-    calibration = meta.get("calibration")
-    rows = []
-    with tqdm(total=len(records), desc="predict", unit="rec", disable=not sys.stderr.isatty()) as bar:
-        for start in range(0, len(records), args.batch_size):
-            chunk = records[start:start + args.batch_size]
-            read = [read_ecg(r) for r in chunk]
-            for _, note in read:
-                if note:
-                    print(note, file=sys.stderr)
-            millivolts = np.stack([signal for signal, _ in read])
-            out = runner.outputs(preprocess(millivolts, meta["preprocessing"]))
-            probs = apply(out["logits"], calibration)
-            called_labels = calls(probs, calibration)
-            best = best_similarity(out["sims"], runner.active()) if runner.explainable else np.full(len(chunk), np.nan)
-            for r, mv, b, p, yes in zip(chunk, millivolts, best, probs, called_labels):
-                v = verdict(mv, float(b), meta.get("guard"), meta.get("familiarity"))
-                called = " ".join(c for c, y in zip(labels, yes) if y) if v["reliable"] is not False else ""
-                rows.append([str(r), v["reliable"], "; ".join(v["reasons"]), called, *p.round(6)])
-            bar.update(len(chunk))
-    with atomic_path(Path(args.out)) as tmp:
-        pd.DataFrame(rows, columns=["record", "reliable", "reason", "called", *labels]).to_csv(tmp, index=False)
-    refused = sum(r[1] is False for r in rows)
-    return (f"wrote calibrated probabilities of {len(labels)} labels for {len(rows)} records to {args.out}; "
-            f"{refused} without a reliable rhythm call")
+    return predict_records(args.records, args.out, args.model, args.runtime, args.batch_size)
 
 
 def _export(args) -> str:
-    from .checkpoint import load_checkpoint
-    from .export import export_onnx
-    from .files import check_writable, refuse_inputs
+    from ecgproto.deploy.export import export_onnx
+    from ecgproto.files.atomic import check_writable, refuse_inputs
+    from ecgproto.model.checkpoint import load_checkpoint
 
     check_writable(Path(args.onnx), "--onnx")
     if Path(args.onnx).suffix != ".onnx":
@@ -325,7 +104,7 @@ def _export(args) -> str:
 
 
 def _download(args) -> str:
-    from .download import Limits, download
+    from ecgproto.data.download import Limits, download
 
     limits = Limits(timeout=args.timeout, deadline=args.deadline, max_bytes=int(args.max_mb * 2 ** 20),
                     retries=args.retries)
@@ -337,19 +116,22 @@ def _download(args) -> str:
 
 
 def _bench(args) -> str:
-    from . import bench, config
-    from .files import write_json
+    from ecgproto import config
+    from ecgproto.files.atomic import write_json
+    from ecgproto.tools import bench
+    from ecgproto.report.bench_table import table
 
     result = bench.run(config.load(Path("params.yaml")), args.repeats, progress=lambda line: print(line, file=sys.stderr))
     write_json(Path(args.out), result)
-    return f"{bench.table(result)}\n\n{result['machine']}, median of {args.repeats}; written to {args.out}"
+    return f"{table(result)}\n\n{result['machine']}, median of {args.repeats}; written to {args.out}"
 
 
 def _bench_prepare(args) -> str:
     import json
 
-    from . import bench_prepare, config
-    from .files import write_json
+    from ecgproto import config
+    from ecgproto.files.atomic import write_json
+    from ecgproto.tools import bench_prepare
 
     params = config.load(Path("params.yaml"))
     result = bench_prepare.run(params.prepare, params.data.synthetic_realism, Path(args.workdir), args.records, args.subset,
@@ -359,8 +141,9 @@ def _bench_prepare(args) -> str:
 
 
 def _rehearsal(args) -> str:
-    from . import config, rehearsal
-    from .files import check_writable, write_json
+    from ecgproto import config
+    from ecgproto.files.atomic import check_writable, write_json
+    from ecgproto.tools import rehearsal
 
     check_writable(Path(args.out), "--out")  # before an hour of work, not after
     realism = config.load(Path("params.yaml")).data.synthetic_realism
@@ -374,7 +157,8 @@ def _rehearsal(args) -> str:
 
 
 def _crossval(args) -> str:
-    from . import config, crossval
+    from ecgproto import config
+    from ecgproto.tools import crossval
 
     out, per_label = Path(args.out), Path(args.out).with_name(Path(args.out).stem + "_per_label.json")
     progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
@@ -394,7 +178,7 @@ def _crossval(args) -> str:
 
 
 def _recipe(args) -> str:
-    from . import recipe
+    from ecgproto import recipes as recipe
 
     return recipe.dvc_args(args.name)
 
@@ -504,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .files import stop_on_sigterm
+    from ecgproto.files.atomic import stop_on_sigterm
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = build_parser().parse_args(argv)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
-from .ptbxl import LABELS
+from ecgproto.data.ptbxl import LABELS
+from ecgproto.errors import ConfigError
 
 MIN_SYNTHETIC_RECORDS = 100  # fewer leaves the validation or test fold without a positive of most codes
 

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ecgproto.config import load  # noqa: E402
 from ecgproto.errors import EcgprotoError  # noqa: E402
-from ecgproto.files import stop_on_sigterm  # noqa: E402
+from ecgproto.files.atomic import stop_on_sigterm  # noqa: E402
 
 log = logging.getLogger("ecgproto")
 
@@ -34,7 +34,7 @@ def run(name, body):
 
 
 def seeded_device(params):
-    from ecgproto.runtime import pick_device, seed_everything
+    from ecgproto.model.seeding import pick_device, seed_everything
 
     seed_everything(params.seed)
     return pick_device(params.device)

@@ -2,13 +2,14 @@
 from pathlib import Path
 
 import torch
-from _common import run, seeded_device, training_curves
 
-from ecgproto.model import LinearHeadNet, backbone_config
-from ecgproto.prepare import load_meta, load_split
-from ecgproto.checkpoint import save_checkpoint
-from ecgproto.pretrain import start_from
-from ecgproto.train import bce_loss, fit
+from ecgproto.data.prepare import load_meta, load_split
+from ecgproto.model.checkpoint import save_checkpoint
+from ecgproto.model.network import LinearHeadNet, backbone_config
+from ecgproto.model.pretrain import start_from
+from ecgproto.model.train import bce_loss, fit
+
+from _common import run, seeded_device, training_curves
 
 
 def main(params):

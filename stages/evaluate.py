@@ -2,17 +2,17 @@
 data, and every test ECG's probabilities (data/test_predictions.csv: what the cross-validation pools)."""
 from pathlib import Path
 
-from _common import run, seeded_device
+from ecgproto.data.prepare import load_meta, load_split
+from ecgproto.evaluation import metrics as evaluation
+from ecgproto.evaluation.metrics import MODEL_FILES
+from ecgproto.files.atomic import write_json
+from ecgproto.model.checkpoint import load_checkpoint
+from ecgproto.model.inference import predict
+from ecgproto.model.network import count_macs, count_parameters
+from ecgproto.recipes import published_size_model
+from ecgproto.trust.calibration import calibration_errors
 
-from ecgproto import evaluation
-from ecgproto.calibration import calibration_errors
-from ecgproto.checkpoint import load_checkpoint
-from ecgproto.evaluation import MODEL_FILES
-from ecgproto.files import write_json
-from ecgproto.inference import predict
-from ecgproto.model import count_macs, count_parameters
-from ecgproto.prepare import load_meta, load_split
-from ecgproto.recipe import published_size_model
+from _common import run, seeded_device
 
 
 def main(params):

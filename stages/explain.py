@@ -5,19 +5,20 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from _common import run, seeded_device
 
-from ecgproto.calibration import thresholds
-from ecgproto.checkpoint import load_checkpoint
+from ecgproto.data.prepare import load_split
+from ecgproto.data.ptbxl import read_metadata, read_signals
 from ecgproto.errors import ConfigError
-from ecgproto.explain import choose_cases, explain
-from ecgproto.files import atomic_dir, write_json
-from ecgproto.gallery import codes_of, draw_case, draw_gallery
-from ecgproto.inference import latents, predict
-from ecgproto.interpretability import deletion_check, evidence_shares, interpretability
-from ecgproto.prepare import load_split
-from ecgproto.ptbxl import read_metadata, read_signals
-from ecgproto.quality import best_similarity, verdict
+from ecgproto.files.atomic import atomic_dir, write_json
+from ecgproto.model.checkpoint import load_checkpoint
+from ecgproto.model.inference import latents, predict
+from ecgproto.report.gallery import codes_of, draw_case, draw_gallery
+from ecgproto.trust.calibration import thresholds
+from ecgproto.trust.cases import choose_cases, explain
+from ecgproto.trust.guard import best_similarity, verdict
+from ecgproto.trust.interpretability import deletion_check, evidence_shares, interpretability
+
+from _common import run, seeded_device
 
 log = logging.getLogger("ecgproto")
 OUT = Path("reports/explain")

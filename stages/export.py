@@ -1,10 +1,10 @@
 """DVC stage `export`: models/final.pt -> models/final.onnx, the deployable model (runs without PyTorch)."""
 from pathlib import Path
 
-from _common import run
+from ecgproto.deploy.export import export_onnx
+from ecgproto.model.checkpoint import load_checkpoint
 
-from ecgproto.checkpoint import load_checkpoint
-from ecgproto.export import export_onnx
+from _common import run
 
 
 def main(params):

@@ -1,10 +1,10 @@
 """DVC stage `prepare`: data/ptbxl -> data/prepared (arrays per split, meta.json) + metrics/data.json."""
 from pathlib import Path
 
-from _common import run
+from ecgproto.data import prepare
+from ecgproto.files.atomic import write_json
 
-from ecgproto import prepare
-from ecgproto.files import write_json
+from _common import run
 
 
 def main(params):

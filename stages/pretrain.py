@@ -2,11 +2,11 @@
 (models/pretrained/baseline.pt); with pretrain.synthetic_records 0 the folder holds only a note."""
 from pathlib import Path
 
-from _common import run, seeded_device
+from ecgproto.files.atomic import atomic_dir
+from ecgproto.model.checkpoint import save_checkpoint
+from ecgproto.model.pretrain import MODEL_FILE, pretrain
 
-from ecgproto.checkpoint import save_checkpoint
-from ecgproto.files import atomic_dir
-from ecgproto.pretrain import MODEL_FILE, pretrain
+from _common import run, seeded_device
 
 
 def main(params):

@@ -4,13 +4,13 @@ last layer."""
 import csv
 from pathlib import Path
 
-from _common import run, seeded_device
+from ecgproto.data.prepare import load_meta, load_split
+from ecgproto.files.atomic import atomic_path
+from ecgproto.model.checkpoint import load_checkpoint, save_checkpoint
+from ecgproto.model.inference import latents
+from ecgproto.model.projection import project, prune
 
-from ecgproto.files import atomic_path
-from ecgproto.prepare import load_meta, load_split
-from ecgproto.inference import latents
-from ecgproto.projection import project, prune
-from ecgproto.checkpoint import load_checkpoint, save_checkpoint
+from _common import run, seeded_device
 
 
 def main(params):

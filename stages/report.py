@@ -1,10 +1,10 @@
 """DVC stage `report`: reports/report.md and its figures, from the metrics, plots and explanations."""
 from pathlib import Path
 
-from _common import run
+from ecgproto.files.atomic import atomic_dir, atomic_path, read_json
+from ecgproto.report import markdown as report
 
-from ecgproto import report
-from ecgproto.files import atomic_dir, atomic_path, read_json
+from _common import run
 
 OUT = Path("reports")
 

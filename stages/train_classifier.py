@@ -7,15 +7,16 @@ import dataclasses
 from pathlib import Path
 
 import torch
-from _common import run, seeded_device, training_curves
 
-from ecgproto import calibration
-from ecgproto.checkpoint import load_checkpoint, save_checkpoint
-from ecgproto.inference import predict
-from ecgproto.prepare import load_meta, load_split
-from ecgproto.projection import source_signals
-from ecgproto.quality import best_similarity, familiarity_reference
-from ecgproto.train import freeze_all_but, train_addon_after_projection, train_last_layer
+from ecgproto.data.prepare import load_meta, load_split
+from ecgproto.model.checkpoint import load_checkpoint, save_checkpoint
+from ecgproto.model.inference import predict
+from ecgproto.model.projection import source_signals
+from ecgproto.model.train import freeze_all_but, train_addon_after_projection, train_last_layer
+from ecgproto.trust import calibration
+from ecgproto.trust.guard import best_similarity, familiarity_reference
+
+from _common import run, seeded_device, training_curves
 
 
 def main(params):

@@ -5,13 +5,14 @@ import dataclasses
 from pathlib import Path
 
 import torch
-from _common import run, seeded_device, training_curves
 
-from ecgproto.model import prototype_model
-from ecgproto.prepare import load_meta, load_split
-from ecgproto.checkpoint import load_checkpoint, save_checkpoint
+from ecgproto.data.prepare import load_meta, load_split
 from ecgproto.errors import ModelError
-from ecgproto.train import fit, freeze_all_but, prototype_loss
+from ecgproto.model.checkpoint import load_checkpoint, save_checkpoint
+from ecgproto.model.network import prototype_model
+from ecgproto.model.train import fit, freeze_all_but, prototype_loss
+
+from _common import run, seeded_device, training_curves
 
 
 def baseline_backbone(path: Path, expected, dev):

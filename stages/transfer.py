@@ -6,12 +6,12 @@ in params.yaml, not declared as a DVC dependency (it may be absent): after it ch
 `dvc repro -f transfer`."""
 from pathlib import Path
 
-from _common import run, seeded_device
-
-from ecgproto import transfer
 from ecgproto.errors import RecordError
-from ecgproto.evaluation import MODEL_FILES
-from ecgproto.files import write_json
+from ecgproto.evaluation import transfer
+from ecgproto.evaluation.metrics import MODEL_FILES
+from ecgproto.files.atomic import write_json
+
+from _common import run, seeded_device
 
 
 def resolve(folder: str) -> Path:

@@ -17,22 +17,23 @@ import pytest
 import torch
 import yaml
 
-from conftest import PARAMS, REPO
 from ecgproto import config
-from ecgproto.checkpoint import load_checkpoint, save_checkpoint
-from ecgproto.checksums import sha256, write_checksums
 from ecgproto.cli import main as cli
-from ecgproto.datatree import copy_tree, materialise
-from ecgproto.download import DownloadError, Limits, download
+from ecgproto.data.checksums import sha256, write_checksums
+from ecgproto.data.download import DownloadError, Limits, download
+from ecgproto.data.prepare import Split, check_trainable, prepare
+from ecgproto.data.ptbxl import LABELS, read_metadata, read_record, write_record
+from ecgproto.data.source import copy_tree, materialise
 from ecgproto.errors import ConfigError, ModelError, RecordError, TrainingError
-from ecgproto.files import atomic_dir, sweep_stale
-from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig
-from ecgproto.paths import inside, walk_files
-from ecgproto.prepare import Split, check_trainable, prepare
-from ecgproto.ptbxl import LABELS, read_metadata, read_record, write_record
-from ecgproto.runtime import pick_device
-from ecgproto.train import fit
-from ecgproto.physionet_server import LocalPhysioNet
+from ecgproto.files.atomic import atomic_dir, sweep_stale
+from ecgproto.files.paths import inside, walk_files
+from ecgproto.model.checkpoint import load_checkpoint, save_checkpoint
+from ecgproto.model.network import BackboneConfig, ProtoECGNet1D, PrototypeConfig
+from ecgproto.model.seeding import pick_device
+from ecgproto.model.train import fit
+from ecgproto.tools.physionet_server import LocalPhysioNet
+
+from conftest import PARAMS, REPO
 
 MARKER = Path(os.environ.get("TMPDIR", "/tmp")) / f"ecgproto-payload-ran-{os.getpid()}"
 META = {"labels": list(LABELS), "highpass_hz": 0.5, "filter_order": 1,
@@ -238,7 +239,7 @@ def test_sigterm_during_the_data_step_leaves_no_temporary_folder(tmp_path, tmp_p
 
 
 def test_a_sigterm_lost_in_a_finalizer_still_stops_the_next_iteration(monkeypatch):
-    from ecgproto import files
+    from ecgproto.files import atomic as files
 
     monkeypatch.setitem(files._stop, "requested", False)
     files.raise_if_stopped()  # nothing asked: goes on
@@ -501,7 +502,7 @@ def _umask():
 
 
 def test_a_familiarity_reference_at_percentile_0_is_accepted_back():
-    from ecgproto.quality import familiarity_reference, malformed
+    from ecgproto.trust.guard import familiarity_reference, malformed
 
     rng = np.random.default_rng(0)
     for _ in range(50):

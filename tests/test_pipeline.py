@@ -1,7 +1,6 @@
 """End to end: the whole DAG with DVC on tiny params in a temporary copy, then an experiment that
 changes one loss weight and must rerun only train_joint and what follows it."""
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -10,43 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from conftest import REPO
-from ecgproto.prepare import load_split
-from ecgproto.inference import latents
-from ecgproto.checkpoint import load_checkpoint
+from ecgproto.data.prepare import load_split
+from ecgproto.model.checkpoint import load_checkpoint
+from ecgproto.model.inference import latents
 
-BIN = Path(sys.executable).parent
-TINY = {
-    "data": {"synthetic_records": 150},
-    "model": {"widths": [8, 16], "depths": [1, 1], "latent_dim": 16, "prototypes_per_class": 2},
-    "train": {"max_epochs": 2, "patience": 2, "batch_size": 16, "crop_samples": 800},
-    "classifier": {"steps": 20},
-    "evaluate": {"bootstrap": 20},
-}
-
-
-def _sh(cmd, cwd):
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, shell=True)
-    assert result.returncode == 0, f"{cmd}\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def tiny_workspace(ws: Path) -> Path:
-    """A git repository at `ws` holding the pipeline (stages, ecgproto, dvc.yaml) on TINY params."""
-    for name in ("stages", "ecgproto", ".dvc"):
-        shutil.copytree(REPO / name, ws / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
-    shutil.copy(REPO / "dvc.yaml", ws)
-    shutil.copytree(REPO / "benchmarks", ws / "benchmarks")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    (ws / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (ws / ".gitignore").write_text("/data/\n/models/\n")
-    _sh("git init -q && git config user.email t@t && git config user.name t && git add -A && git commit -qm init", ws)
-    return ws
+from conftest import REPO, sh, tiny_workspace
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +22,9 @@ def workspace(tmp_path_factory):
     return tiny_workspace(tmp_path_factory.mktemp("pipeline"))
 
 
+@pytest.mark.slow
 def test_repro_runs_every_stage_and_writes_metrics(workspace):
-    out = _sh("dvc repro", workspace)
+    out = sh("dvc repro", workspace)
     for stage in ("check_params", "data", "prepare", "pretrain", "train_joint", "project", "train_classifier", "export",
                   "baseline", "evaluate", "transfer", "explain", "report"):
         assert f"Running stage '{stage}'" in out
@@ -113,9 +82,9 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     np.testing.assert_allclose(stored[sourced], np.asarray(train.signals)[rows], atol=2e-2, rtol=1e-2)
     assert len(final["source_codes"]) == len(sources)
     # the exported ONNX model: the same logits on the test fold (1e-4) and the same calls
-    from ecgproto.calibration import apply
-    from ecgproto.deployed import DeployedModel
-    from ecgproto.inference import predict
+    from ecgproto.deploy.onnx_model import DeployedModel
+    from ecgproto.model.inference import predict
+    from ecgproto.trust.calibration import apply
 
     test = load_split(workspace / "data/prepared", "test")
     deployed = DeployedModel(workspace / "models/final.onnx").predict(np.asarray(test.signals))
@@ -124,9 +93,10 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     cuts = np.asarray(final["calibration"]["threshold"])
     assert np.array_equal(apply(deployed["logits"], final["calibration"]) >= cuts,
                           apply(ours["logits"], final["calibration"]) >= cuts)
-    assert "up to date" in _sh("dvc status", workspace)
+    assert "up to date" in sh("dvc status", workspace)
 
 
+@pytest.mark.slow
 def test_calibration_and_thresholds_come_from_the_validation_folds_only(workspace):
     """The classifier stage runs, and fits the same calibration, with the test arrays taken away."""
     before = torch.load(workspace / "models/final.pt", weights_only=True)["calibration"]
@@ -137,7 +107,7 @@ def test_calibration_and_thresholds_come_from_the_validation_folds_only(workspac
     for path in moved:
         path.rename(stash / path.name)
     try:
-        _sh("python stages/train_classifier.py", workspace)
+        sh("python stages/train_classifier.py", workspace)
     finally:
         for path in moved:
             (stash / path.name).rename(path)
@@ -145,15 +115,16 @@ def test_calibration_and_thresholds_come_from_the_validation_folds_only(workspac
     assert torch.load(workspace / "models/final.pt", weights_only=True)["calibration"] == before
 
 
+@pytest.mark.slow
 def test_changing_a_loss_weight_reruns_only_what_depends_on_it(workspace):
-    _sh("git add -A && git commit -qm base", workspace)
-    out = _sh("dvc exp run -S loss.clst=0.8", workspace)
+    sh("git add -A && git commit -qm base", workspace)
+    out = sh("dvc exp run -S loss.clst=0.8", workspace)
     for stage in ("data", "prepare", "baseline"):
         assert f"Stage '{stage}' didn't change, skipping" in out
     for stage in ("train_joint", "project", "train_classifier", "evaluate", "explain",
                   "report"):
         assert f"Running stage '{stage}'" in out
-    shown = json.loads(_sh("dvc exp show --json", workspace))
+    shown = json.loads(sh("dvc exp show --json", workspace))
     experiments = [e for commit in shown for e in (commit.get("experiments") or [])]
     assert experiments, shown
     exp = experiments[0]["revs"][0]["data"]

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from ecgproto.checkpoint import save_checkpoint
 from ecgproto.cli import main as cli
+from ecgproto.data.ptbxl import LABELS, write_record
+from ecgproto.data.wfdb_record import LEADS, read_leads
 from ecgproto.errors import RecordError
-from ecgproto.model import BackboneConfig, ProtoECGNet1D, PrototypeConfig
-from ecgproto.ptbxl import LABELS, write_record
-from ecgproto.wfdb_record import LEADS, read_leads
+from ecgproto.model.checkpoint import save_checkpoint
+from ecgproto.model.network import BackboneConfig, ProtoECGNet1D, PrototypeConfig
 
 META = {"labels": list(LABELS), "highpass_hz": 0.5, "filter_order": 1,
         "scaler": {"mean": [0.0] * 12, "std": [1.0] * 12}}

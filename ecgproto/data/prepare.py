@@ -1,0 +1,143 @@
+"""`prepare`: PTB-XL tree -> filtered, scaled arrays per split, class weights, label co-occurrence."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ecgproto.config import PrepareParams
+from ecgproto.files.atomic import atomic_dir, read_json, write_json
+from ecgproto.errors import RecordError
+from ecgproto.data.ptbxl import label_matrix, read_metadata, read_signals
+from ecgproto.evaluation.metrics import evaluable
+from ecgproto.data.filters import LeadScaler, highpass
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+MIN_RECORDS = 10  # per split, for training and evaluation: fewer cannot give a meaningful AUROC
+
+
+@dataclass
+class Split:
+    signals: np.ndarray  # (N, 12, 1000) float32, filtered and scaled
+    labels: np.ndarray   # (N, C) float32 multi-hot
+    ecg_ids: np.ndarray  # (N,) int64
+
+    def row_of(self) -> dict:
+        """ecg_id -> row index in this split."""
+        return {int(e): i for i, e in enumerate(self.ecg_ids)}
+
+
+def pos_weights(labels: np.ndarray, cap: float = 0) -> np.ndarray:
+    """BCE pos_weight per class: negatives / positives on the training folds, at most `cap` (0: no cap;
+    a class with 4 positives in 900 ECGs would otherwise weigh each of them 224 times).
+
+    A class with no training positive gets 1.0: its positive term never occurs in training, so the
+    weight has no effect, but it must stay finite for the loss and for anyone reading it.
+    """
+    pos = labels.sum(axis=0)
+    neg = len(labels) - pos
+    weights = np.where(pos > 0, neg / np.maximum(pos, 1), 1.0)
+    return (np.minimum(weights, cap) if cap > 0 else weights).astype(np.float32)
+
+
+def jaccard_cooccurrence(labels: np.ndarray) -> np.ndarray:
+    """(C, C) Jaccard index |i and j| / |i or j| over records, diagonal 1 (0 where neither occurs)."""
+    y = labels.astype(np.float64)
+    both = y.T @ y
+    either = y.sum(0)[:, None] + y.sum(0)[None, :] - both
+    jac = np.divide(both, either, out=np.zeros_like(both), where=either > 0)
+    np.fill_diagonal(jac, 1.0)
+    return jac.astype(np.float32)
+
+
+def prepare(root: Path, params: PrepareParams, progress: bool = False):
+    """Read, label, filter, split and scale. Returns (splits dict, meta dict)."""
+    root = Path(root)
+    metadata = read_metadata(root)
+    fold_of_split = {"train": params.train_folds, "val": params.val_folds, "test": params.test_folds}
+    wanted = metadata["strat_fold"].isin(set().union(*fold_of_split.values()))
+    metadata = metadata[wanted]
+    signals, kept, errors = read_signals(root, metadata["filename_lr"].tolist(),
+                                         skip_bad=params.skip_bad_records, progress=progress)
+    skipped = metadata.index[~kept].tolist()
+    for message in errors:
+        log.warning("skipped: %s", message)
+    metadata = metadata[kept]
+    labels = label_matrix(metadata, params.labels)
+    signals = highpass(signals, params.highpass_hz, params.filter_order)
+    folds = metadata["strat_fold"].to_numpy()
+    index = {name: np.flatnonzero(np.isin(folds, f)) for name, f in fold_of_split.items()}
+    for name, idx in index.items():
+        if len(idx) == 0:
+            raise RecordError(f"{root}: no records in the {name} split (prepare.{name}_folds = "
+                              f"{list(fold_of_split[name])}); the folds present are {sorted(set(folds))}")
+    scaler = (LeadScaler.fit(signals[index["train"]]) if params.standardize
+              else LeadScaler.identity(signals.shape[1]))
+    scaler.transform(signals)
+    if not np.isfinite(signals).all():  # read_record refuses non-finite input; this guards the arithmetic
+        raise RecordError(f"{root}: non-finite values after filtering and scaling; nothing was written")
+    ecg_ids = metadata.index.to_numpy().astype(np.int64)
+    splits = {name: Split(signals[idx], labels[idx], ecg_ids[idx]) for name, idx in index.items()}
+    train_y = splits["train"].labels
+    meta = {
+        "labels": list(params.labels),
+        "scaler": scaler.to_dict(),
+        "highpass_hz": params.highpass_hz,
+        "filter_order": params.filter_order,
+        "pos_weight": pos_weights(train_y, params.pos_weight_max).tolist(),
+        "cooccurrence": jaccard_cooccurrence(train_y).tolist(),
+        "folds": {name: list(f) for name, f in fold_of_split.items()},
+        "skipped_ecg_ids": skipped,
+    }
+    return splits, meta
+
+
+def check_trainable(splits: dict, meta: dict) -> None:
+    """Refuse, before any training, splits too small for the stages that follow: each needs
+    MIN_RECORDS records, and validation and test need a code with both a positive and a negative
+    (else early stopping and the test metrics are undefined)."""
+    for name, s in splits.items():
+        folds = meta["folds"][name]
+        if len(s.ecg_ids) < MIN_RECORDS:
+            raise RecordError(f"{len(s.ecg_ids)} records in the {name} split (prepare.{name}_folds = {folds}); "
+                              f"training and evaluation need at least {MIN_RECORDS}: use more data or other folds")
+        if name != "train" and not evaluable(s.labels).any():
+            raise RecordError(f"no code has both a positive and a negative in the {name} split "
+                              f"(prepare.{name}_folds = {folds}), so no AUROC can be computed there; "
+                              "use more data or other folds")
+
+
+def label_counts(splits: dict, meta: dict) -> dict:
+    """Small flat metrics: records per split, then positives per code in their own block per split."""
+    out = {"records": {name: int(len(s.ecg_ids)) for name, s in splits.items()},
+           "skipped_records": len(meta["skipped_ecg_ids"])}
+    for name, s in splits.items():
+        out[f"positives_{name}"] = {code: int(n) for code, n in zip(meta["labels"], s.labels.sum(0))}
+    # rare codes can be absent from a split: nothing crashes, and this says where
+    out["codes_without_positives"] = {name: " ".join(c for c, n in out[f"positives_{name}"].items() if n == 0)
+                                      for name in splits}
+    return out
+
+
+def save(out_dir: Path, splits: dict, meta: dict) -> None:
+    """All or nothing: the folder appears complete or not at all."""
+    with atomic_dir(out_dir) as tmp:
+        for name, s in splits.items():
+            np.save(tmp / f"{name}_signals.npy", s.signals)
+            np.save(tmp / f"{name}_labels.npy", s.labels)
+            np.save(tmp / f"{name}_ecg_ids.npy", s.ecg_ids)
+        write_json(tmp / "meta.json", meta)
+
+
+def load_split(prepared_dir: Path, name: str, mmap: bool = True) -> Split:
+    d = Path(prepared_dir)
+    mode = "r" if mmap else None
+    return Split(np.load(d / f"{name}_signals.npy", mmap_mode=mode),
+                 np.load(d / f"{name}_labels.npy"), np.load(d / f"{name}_ecg_ids.npy"))
+
+
+def load_meta(prepared_dir: Path) -> dict:
+    return read_json(Path(prepared_dir) / "meta.json")

@@ -1,0 +1,123 @@
+"""The deployed model: an ONNX file (export.py) run by onnxruntime, with no PyTorch import.
+
+The file is checked before use: its metadata must be ecgproto's, with finite numbers of the right
+shapes. A deployment needs the .onnx file and numpy, onnxruntime and this package (scipy only for 500 Hz records
+or a filter order other than 1).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ecgproto.data.ptbxl import LABELS
+from ecgproto.deploy.preprocessing import usable_preprocessing
+from ecgproto.errors import ModelError
+from ecgproto.trust.calibration import check as check_calibration
+from ecgproto.trust.guard import malformed
+
+FORMAT = "ecgproto-onnx-1"
+
+
+class DeployedModel:
+    """predict(x) -> {'logits', 'sims', 'local', 'probs'} on preprocessed ECGs (N, 12, T)."""
+
+    def __init__(self, path: Path, threads: int = 1):
+        import onnxruntime as ort
+
+        path = Path(path)
+        if path.is_dir():
+            raise ModelError(f"{path}: is a folder; expected a model file (e.g. models/final.pt or models/final.onnx)")
+        if path.exists() and not path.is_file():
+            raise ModelError(f"{path}: not a regular file (a FIFO, device or socket); expected a model file")
+        if not path.is_file():
+            raise ModelError(f"{path}: ONNX model file not found (write one with `ecgproto export`)")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            raw = self.session.get_modelmeta().custom_metadata_map.get("ecgproto")
+        except Exception as exc:  # onnxruntime raises its own types for a file that is not a model
+            raise ModelError(f"{path}: not a usable ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from None
+        self.meta = _checked(raw, path)
+        self.weight = np.asarray(self.meta["last_layer_weight"], dtype=np.float64)
+        self.source_ecgs, self.source_codes = _sources(self.meta, path)
+        self._check_graph(path)
+
+    def _check_graph(self, path) -> None:
+        """The graph must be the one the metadata describes: input `ecg`, our three outputs, C and P."""
+        n_labels, n_protos = self.weight.shape
+        try:
+            names = [o.name for o in self.session.get_outputs()]
+            out = self.session.run(None, {"ecg": np.zeros((1, 12, 1000), np.float32)})
+            ok = (names == ["logits", "similarities", "local_similarities"] and out[0].shape == (1, n_labels)
+                  and out[1].shape == (1, n_protos) and out[2].ndim == 3 and out[2].shape[:2] == (1, n_protos))
+        except Exception:  # onnxruntime's own errors for a graph with other inputs
+            ok = False
+        if not ok:
+            raise ModelError(f"{path}: the ONNX graph does not match its ecgproto metadata (expected input 'ecg' "
+                             f"and outputs logits ({n_labels}), similarities and local_similarities ({n_protos}))")
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> dict:
+        return batched_outputs(lambda batch: self.session.run(None, {"ecg": batch}), x, batch_size)
+
+
+def batched_outputs(run, x: np.ndarray, batch_size: int = 256) -> dict:
+    """{'logits', 'sims', 'local', 'probs'} over x in batches; run(float32 batch) -> (logits, sims, local).
+    One loop for both runtimes (the ONNX session here, the same graph in PyTorch in runner.py)."""
+    parts = [run(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32)) for i in range(0, len(x), batch_size)]
+    logits, sims, local = (np.concatenate([p[k] for p in parts]) for k in range(3))
+    return {"logits": logits, "sims": sims, "local": local, "probs": 1 / (1 + np.exp(-logits))}
+
+
+def _sources(meta: dict, path):
+    """(P, 12, T) source ECGs and their codes from the metadata, or (None, None) when it has none."""
+    stored = meta.get("source_signals")
+    if stored is None:
+        return None, None
+    n_protos = len(meta["prototype_class"])
+    try:
+        shape = tuple(int(v) for v in stored["shape"])
+        array = np.frombuffer(base64.b64decode(stored["float16_base64"], validate=True), dtype=np.float16)
+        array = array.reshape(shape).astype(np.float32)
+        codes = meta["source_codes"]
+        ok = (shape[:2] == (n_protos, 12) and np.isfinite(array).all() and isinstance(codes, list)
+              and len(codes) == n_protos and all(isinstance(c, str) for c in codes))
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        ok = False
+    if not ok:
+        raise ModelError(f"{path}: malformed source ECGs in the ecgproto metadata")
+    return array, codes
+
+
+def _checked(raw, path) -> dict:
+    try:
+        meta = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{path}: not an ecgproto ONNX model (no '{FORMAT}' metadata)")
+    try:
+        labels, weight = meta["labels"], np.asarray(meta["last_layer_weight"], dtype=np.float64)
+        n_protos = len(meta["prototype_class"])
+        integer = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+        ok = (weight.shape == (len(labels), n_protos) and np.isfinite(weight).all()
+              and len(labels) == len(set(labels)) and all(c in LABELS for c in labels)
+              and all(c in labels for c in meta["prototype_class"])
+              and len(meta["prototype_source"]) == len(meta["groups"]) == n_protos
+              and all(integer(s) and -1 <= s < 2 ** 31 for s in meta["prototype_source"])
+              and all(integer(g) and -1 <= g < n_protos for g in meta["groups"]))
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ModelError(f"{path}: ecgproto metadata with missing, mis-shaped or non-finite values")
+    if meta.get("calibration") is not None:
+        check_calibration(meta["calibration"], len(labels), str(path))
+    problems = malformed(meta.get("guard"), meta.get("familiarity"), meta.get("cooccurrence"), len(labels))
+    if problems or not usable_preprocessing(meta.get("preprocessing")):
+        raise ModelError(f"{path}: malformed {', '.join(problems) or 'preprocessing'} in the ecgproto metadata")
+    return meta

@@ -1,0 +1,53 @@
+"""`ecgproto predict`: calibrated probabilities, called labels and the guard's verdict for many records,
+written atomically to one CSV (a record per row)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ecgproto.data.wfdb_record import records_in
+from ecgproto.deploy.predictor import open_model
+from ecgproto.deploy.preprocessing import preprocess, read_ecg
+from ecgproto.files.atomic import atomic_path, check_writable, record_inputs, refuse_inputs
+from ecgproto.trust.calibration import apply, calls
+from ecgproto.trust.guard import best_similarity, verdict
+
+
+def predict_records(paths, out_path, model_path, runtime: str, batch_size: int) -> str:
+    """Calibrated probabilities, called labels and the guard's verdict for many records, written
+    atomically to one CSV (a record per row)."""
+    import pandas as pd  # here: `explain` must not pay for importing pandas
+    from tqdm import tqdm
+
+
+    check_writable(Path(out_path), "--out")
+    records = records_in(paths)
+    refuse_inputs([out_path], [Path(model_path), *(f for r in records for f in record_inputs(r))], "--out")
+    runner = open_model(Path(model_path), runtime)
+    meta, labels = runner.meta, runner.labels
+    calibration = meta.get("calibration")
+    rows = []
+    with tqdm(total=len(records), desc="predict", unit="rec", disable=not sys.stderr.isatty()) as bar:
+        for start in range(0, len(records), batch_size):
+            chunk = records[start:start + batch_size]
+            read = [read_ecg(r) for r in chunk]
+            for _, note in read:
+                if note:
+                    print(note, file=sys.stderr)
+            millivolts = np.stack([signal for signal, _ in read])
+            out = runner.outputs(preprocess(millivolts, meta["preprocessing"]))
+            probs = apply(out["logits"], calibration)
+            called_labels = calls(probs, calibration)
+            best = best_similarity(out["sims"], runner.active()) if runner.explainable else np.full(len(chunk), np.nan)
+            for r, mv, b, p, yes in zip(chunk, millivolts, best, probs, called_labels):
+                v = verdict(mv, float(b), meta.get("guard"), meta.get("familiarity"))
+                called = " ".join(c for c, y in zip(labels, yes) if y) if v["reliable"] is not False else ""
+                rows.append([str(r), v["reliable"], "; ".join(v["reasons"]), called, *p.round(6)])
+            bar.update(len(chunk))
+    with atomic_path(Path(out_path)) as tmp:
+        pd.DataFrame(rows, columns=["record", "reliable", "reason", "called", *labels]).to_csv(tmp, index=False)
+    refused = sum(r[1] is False for r in rows)
+    return (f"wrote calibrated probabilities of {len(labels)} labels for {len(rows)} records to {out_path}; "
+            f"{refused} without a reliable rhythm call")

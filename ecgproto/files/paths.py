@@ -1,0 +1,33 @@
+"""Paths that come from outside (a manifest line, a metadata row, a WFDB header) must stay inside
+their root: no absolute paths, no '..', no symlink that leads out. And folder walks that never
+follow a symlink, so a link loop cannot trap them."""
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from ecgproto.errors import RecordError
+
+
+def inside(root: Path, relative: str, where: str) -> Path:
+    """root / relative, refused (RecordError naming `where`) unless it resolves inside root."""
+    text = str(relative)
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    if not text or "\x00" in text or text.startswith(("/", "\\")) or (len(text) > 1 and text[1] == ":") \
+            or ".." in parts:
+        raise RecordError(f"{where}: path {text!r} is not a plain relative path inside {root} "
+                          "(absolute paths and '..' are refused)")
+    root = Path(root)
+    path = root.joinpath(*parts)
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+        raise RecordError(f"{where}: path {text!r} leads outside {root} through a symbolic link")
+    return path
+
+
+def walk_files(root: Path):
+    """Every file under root (sorted), never descending into a symbolic link to a folder."""
+    out = []
+    for folder, _, files in os.walk(root, followlinks=False):
+        out += [Path(folder, f) for f in files if os.path.isfile(os.path.join(folder, f))]
+    return sorted(out)

@@ -1,0 +1,256 @@
+"""Cross-validation on a real PTB-XL tree with folds 1-9 (`make real-subset-cv`, ../shared/ptbxl-real-subset).
+
+The nine folds form three test groups of three folds. For each group the pipeline's own stages run, as
+a DVC experiment (`dvc exp run evaluate -S ...`), in a clone of the repository's HEAD under the work
+folder: the group is the test set, the first fold of the next group stops early, and the other five
+folds train. Every ECG of the tree is thus predicted once, by a model that saw neither it nor its fold
+while training or choosing an epoch. A clone of the same commit is kept, so a stopped run resumes
+where it stopped (DVC reruns only what did not finish).
+
+The out-of-fold predictions of the three groups are pooled, and for each model (final, projected,
+joint, baseline) the result gives the pooled macro-AUROC with its bootstrap interval, per-label AUROC,
+and the macro-AUROC of each fold with its mean and spread over the nine folds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ecgproto.errors import ConfigError, RecordError
+from ecgproto.evaluation.metrics import MODEL_FILES, evaluable, macro_auroc, read_predictions, summarise
+from ecgproto.tools.clone import clone_head, head, stop_group
+
+GROUPS = ((1, 2, 3), (4, 5, 6), (7, 8, 9))
+# A label with a handful of positives has an AUROC that one ECG's rank decides (the real subset has 1 AFLT,
+# 2 PSVT, 3 SVTAC, 4 BIGU): the macro over labels with at least this many positives is given beside it.
+FREQUENT = 10
+
+
+def plan(groups=GROUPS) -> list:
+    """Per test group: the early-stopping fold (the first of the next group) and the training folds."""
+    splits = []
+    for k, test in enumerate(groups):
+        val = groups[(k + 1) % len(groups)][0]
+        train = [f for g in groups for f in g if f not in test and f != val]
+        splits.append({"test": list(test), "val": [val], "train": train})
+    return splits
+
+
+def folds_of(folder: Path) -> dict:
+    """ecg_id -> strat_fold of the tree's metadata, checked to hold folds 1-9."""
+    from ecgproto.data.ptbxl import read_metadata
+
+    metadata = read_metadata(folder)
+    present = set(metadata["strat_fold"].astype(int))
+    wanted = {f for g in GROUPS for f in g}
+    if not wanted <= present:
+        raise RecordError(f"{folder}: cross-validation needs folds {sorted(wanted)}; the tree has "
+                          f"{sorted(present)}")
+    return {int(e): int(f) for e, f in metadata["strat_fold"].items() if int(f) in wanted}
+
+
+def _overrides(folder: Path, seed: int, split: dict, extra: list) -> list:
+    args = {"data.source": "folder", "data.folder": str(folder), "seed": str(seed)}
+    for name in ("train", "val", "test"):
+        args[f"prepare.{name}_folds"] = json.dumps(split[name]).replace(" ", "")
+    return [a for key, value in args.items() for a in ("-S", f"{key}={value}")] + \
+        [a for item in extra for a in ("-S", item)]
+
+
+def run_group(clone: Path, args: list, log_path: Path) -> float:
+    """`dvc exp run evaluate` in the clone with this environment's Python; returns its wall seconds."""
+    venv_bin = Path(sys.executable).parent
+    env = dict(os.environ, PYTHONPATH=str(clone), PYTHONUNBUFFERED="1",
+               PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
+    start = time.monotonic()
+    with open(log_path, "a") as log:
+        child = subprocess.Popen([str(venv_bin / "dvc"), "exp", "run", "evaluate", *args], cwd=clone, env=env,
+                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            code = child.wait()
+        finally:  # Ctrl-C or SIGTERM here: the dvc run and its stage stop too
+            stop_group(child)
+    if code != 0:
+        tail = "".join(log_path.read_text().splitlines(keepends=True)[-15:])
+        raise RecordError(f"the pipeline failed in {clone} (exit {code}); the end of {log_path}:\n{tail}")
+    return time.monotonic() - start
+
+
+def pooled(parts: list, fold_of: dict, labels: list, bootstrap: int, batch_size: int, seed: int) -> tuple:
+    """Pool the groups' predictions: (summary per model, per-label AUROC per model)."""
+    summary, per_label = {}, {}
+    for model in MODEL_FILES:
+        ids = np.concatenate([part[model][0] for part in parts])
+        y = np.concatenate([part[model][1] for part in parts])
+        p = np.concatenate([part[model][2] for part in parts])
+        if sorted(ids.tolist()) != sorted(fold_of):
+            missing = sorted(set(fold_of) - set(ids.tolist()))[:5]
+            raise RecordError(f"model {model}: the out-of-fold predictions do not cover every ECG of folds 1-9 "
+                              f"exactly once (e.g. missing {missing})")
+        headline, per_label[model] = summarise(y, p, labels, bootstrap, batch_size, seed)
+        folds = np.array([fold_of[int(e)] for e in ids])
+        by_fold = {int(f): round(macro_auroc(y[folds == f], p[folds == f]), 4) for f in sorted(set(folds))}
+        values = np.array(list(by_fold.values()))
+        frequent = y.sum(0) >= FREQUENT
+        summary[model] = {**headline, f"macro_auroc_labels_with_{FREQUENT}_positives": round(
+                              macro_auroc(y[:, frequent], p[:, frequent]), 4),
+                          "fold_mean": round(float(values.mean()), 4),
+                          "fold_sd": round(float(values.std(ddof=1)), 4), "by_fold": by_fold}
+    y = np.concatenate([part["final"][1] for part in parts])
+    counts = {"records": int(len(y)), "labels_evaluated": int(evaluable(y).sum()),
+              "labels_excluded": " ".join(c for c, ok in zip(labels, evaluable(y)) if not ok),
+              f"labels_with_{FREQUENT}_positives": " ".join(c for c, n in zip(labels, y.sum(0)) if n >= FREQUENT)}
+    return {**counts, **summary}, per_label
+
+
+def across_seeds(runs: dict) -> dict:
+    """Mean and spread of each model's pooled macro-AUROC over the seeds run so far."""
+    seeds = sorted((k for k in runs if k.startswith("seed")), key=lambda k: int(k[4:]))
+    out = {"seeds": " ".join(s[4:] for s in seeds)}
+    for model in MODEL_FILES:
+        values = np.array([runs[s][model]["macro_auroc"] for s in seeds])
+        out[model] = {"macro_auroc_mean": round(float(values.mean()), 4),
+                      "macro_auroc_min": round(float(values.min()), 4),
+                      "macro_auroc_max": round(float(values.max()), 4)}
+        frequent = [runs[s][model].get(f"macro_auroc_labels_with_{FREQUENT}_positives") for s in seeds]
+        if None not in frequent:
+            out[model][f"macro_auroc_labels_with_{FREQUENT}_positives"] = round(float(np.mean(frequent)), 4)
+    return out
+
+
+def read_results(path: Path) -> dict:
+    """The results so far; an unreadable file is an error, never silently replaced."""
+    if not path.exists():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc}); move it away to start a new one") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a JSON object of recipes")
+    return doc
+
+
+def _check_same_recipe(results: dict, name: str, seed: int, overrides: str, out: Path) -> None:
+    """The seeds under one name are averaged, so they must share one recipe."""
+    for key, run in results.get(name, {}).items():
+        if key.startswith("seed") and key != f"seed{seed}" and run.get("overrides") != overrides:
+            raise ConfigError(f"{out}: recipe {name!r} ran {key} with overrides {run.get('overrides')!r}, not "
+                              f"{overrides!r}; give this recipe another name")
+
+
+def _pool_clones(base: Path, fold_of: dict, params, seed: int) -> tuple:
+    """Pool the predictions the three clones under `base` (one recipe, one seed) wrote."""
+    from ecgproto.data.prepare import load_meta
+
+    parts = []
+    for split in plan():
+        clone = base / ("test" + "".join(map(str, split["test"])))
+        labels = load_meta(clone / "data" / "prepared")["labels"]  # as run: an override may change them
+        parts.append(read_predictions(clone / "data" / "test_predictions.csv", labels))
+    return pooled(parts, fold_of, labels, params.evaluate.bootstrap, params.evaluate.per_batch_size, seed)
+
+
+def repool(folder: Path, workdir: Path, out: Path, per_label_out: Path, params, progress=print) -> dict:
+    """Compute every recorded run's figures again from the predictions its clones kept (after a change to
+    what is computed, not to what is trained); the run's commit, overrides and times stay as recorded."""
+    from ecgproto.files.atomic import write_json
+
+    fold_of = folds_of(Path(folder).resolve())
+    results, per_label_doc = read_results(out), read_results(per_label_out)
+    for name, runs in results.items():
+        for key in [k for k in runs if k.startswith("seed")]:
+            base = Path(workdir).resolve() / name / key
+            clones = [base / ("test" + "".join(map(str, s["test"]))) for s in plan()]
+            if not all((c / ".git").is_dir() and head(c) == runs[key].get("commit") for c in clones):
+                progress(f"{name} {key}: the clones in {base} are missing or not at the recorded commit; "
+                         "left as recorded")
+                continue
+            summary, per_label = _pool_clones(base, fold_of, params, int(key[4:]))
+            kept = {k: runs[key][k] for k in ("overrides", "commit", "wall_s", "groups") if k in runs[key]}
+            runs[key] = {**summary, **kept}
+            per_label_doc.setdefault(name, {})[key] = per_label
+        runs["mean_over_seeds"] = across_seeds(runs)
+    write_json(out, results)
+    write_json(per_label_out, per_label_doc)
+    return results
+
+
+def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Path, per_label_out: Path,
+        params, progress=print) -> dict:
+    """Cross-validate one recipe (params.yaml plus `extra` -S overrides) for one seed; returns its figures
+    and merges them, under `name` and the seed, into `out` and `per_label_out`. `params` (this checkout's)
+    gives only the bootstrap settings."""
+    from ecgproto.files.atomic import write_json
+
+    folder = Path(folder).resolve()
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such folder (a PTB-XL tree with folds 1-9 is expected)")
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"recipe name {name!r}: use letters, digits, - and _ only")
+    fold_of = folds_of(folder)
+    results, per_label_doc = read_results(out), read_results(per_label_out)  # refuse before hours of work
+    _check_same_recipe(results, name, seed, " ".join(extra), out)
+    repo = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                               check=True).stdout.strip())
+    base = Path(workdir).resolve() / name / f"seed{seed}"
+    commit = head(repo)  # one commit for all three groups, even if the checkout moves on meanwhile
+    walls = {}
+    for split in plan():
+        tag = "test" + "".join(map(str, split["test"]))
+        clone = base / tag
+        clone_head(repo, clone, progress, keep_if_same=True, commit=commit)
+        # dvc exp run -S writes its overrides into the clone's params.yaml: a kept clone starts from the
+        # commit's, so that an earlier run's overrides cannot linger in this one
+        subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", "--", "params.yaml"], check=True)
+        progress(f"{name} seed {seed}: test folds {split['test']}, early stopping on {split['val']}, "
+                 f"training on {split['train']} (log: {base / (tag + '.log')})")
+        walls[tag] = round(run_group(clone, _overrides(folder, seed, split, extra), base / f"{tag}.log"), 1)
+    summary, per_label = _pool_clones(base, fold_of, params, seed)
+    summary = {**summary, "overrides": " ".join(extra), "commit": commit, "wall_s": walls,
+               "groups": " | ".join(f"test {s['test']} val {s['val']}" for s in plan())}
+    results = read_results(out)  # again: another recipe may have finished meanwhile
+    results.setdefault(name, {})[f"seed{seed}"] = summary
+    results[name]["mean_over_seeds"] = across_seeds(results[name])
+    per_label_doc = read_results(per_label_out)
+    per_label_doc.setdefault(name, {})[f"seed{seed}"] = per_label
+    write_json(out, results)
+    write_json(per_label_out, per_label_doc)
+    return summary
+
+
+def table(summary: dict) -> str:
+    lines = [f"pooled out-of-fold macro-AUROC over {summary['records']} ECGs, {summary['labels_evaluated']} labels "
+             f"(none positive: {summary['labels_excluded'] or '-'})",
+             f"{'model':<10} {'pooled':>7} {'95% CI':>15} {'fold mean':>9} {'fold sd':>7}"]
+    for model in MODEL_FILES:
+        s = summary[model]
+        interval = f"{s['macro_auroc_ci_low']:.4f}-{s['macro_auroc_ci_high']:.4f}"
+        lines.append(f"{model:<10} {s['macro_auroc']:>7.4f} {interval:>15} {s['fold_mean']:>9.4f} {s['fold_sd']:>7.4f}")
+    lines.append("wall s per test group: " + ", ".join(f"{k} {v}" for k, v in summary["wall_s"].items()))
+    return "\n".join(lines)
+
+
+def markdown(results: dict) -> str:
+    """Every recipe and seed in the results file as one table (docs/experiments.md quotes it): pooled
+    macro-AUROC (95% interval) of each model, then final and baseline over the frequent labels only."""
+    frequent = f"macro_auroc_labels_with_{FREQUENT}_positives"
+    lines = [f"| recipe | overrides | seed | {' | '.join(MODEL_FILES)} | final, {FREQUENT}+ positives | "
+             f"baseline, {FREQUENT}+ positives |", "| --- | --- | ---: |" + " ---: |" * (len(MODEL_FILES) + 2)]
+    for name, runs in results.items():
+        for key in sorted((k for k in runs if k.startswith("seed")), key=lambda k: int(k[4:])):
+            run = runs[key]
+            cells = [f"{run[m]['macro_auroc']:.3f} ({run[m]['macro_auroc_ci_low']:.3f}-{run[m]['macro_auroc_ci_high']:.3f})"
+                     for m in MODEL_FILES] + [f"{run[m].get(frequent, float('nan')):.3f}" for m in ("final", "baseline")]
+            lines.append(f"| {name} | {run.get('overrides') or '(params.yaml)'} | {key[4:]} | {' | '.join(cells)} |")
+        mean = runs["mean_over_seeds"]
+        cells = [f"**{mean[m]['macro_auroc_mean']:.3f}** ({mean[m]['macro_auroc_min']:.3f}-{mean[m]['macro_auroc_max']:.3f})"
+                 for m in MODEL_FILES] + [f"**{mean[m].get(frequent, float('nan')):.3f}**" for m in ("final", "baseline")]
+        lines.append(f"| **{name}, mean (range)** | | {mean['seeds']} | {' | '.join(cells)} |")
+    return "\n".join(lines)

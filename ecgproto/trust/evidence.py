@@ -1,0 +1,90 @@
+"""The exact split of every logit into evidence for, evidence against and the rest, from a model's
+outputs alone (NumPy, no PyTorch: the deployed ONNX model uses it too).
+
+The last layer has no bias, so a label's logit is exactly the sum over prototypes of
+similarity x weight: every explanation is that decomposition, not an approximation.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ecgproto.trust.calibration import apply as calibrate
+from ecgproto.trust.calibration import calls, fitted, thresholds
+
+SHOWN = 0.005  # smaller contributions (0.00 at two decimals) stay in the rest instead of being listed
+
+
+def _grouped(n, c, sims, weight, contributions, groups, proto_class, sources):
+    """One entry per group of near-copies for label c of ECG n: the largest member speaks for it, the
+    contribution is the group's sum (so the entries still add up to the logit)."""
+    members = {}
+    for j, g in enumerate(groups):
+        if g >= 0:
+            members.setdefault(g, []).append(j)
+    out = []
+    for js in members.values():
+        rep = max(js, key=lambda j: abs(contributions[n, c, j]))
+        out.append({"index": int(rep), "class": proto_class[rep], "similarity": float(sims[n, rep]),
+                    "weight": float(weight[c, rep]), "contribution": float(contributions[n, c, js].sum()),
+                    "source_ecg_id": int(sources[rep]), "stands_for": len(js), "members": [int(j) for j in js]})
+    return out
+
+
+def split_logits(logits: np.ndarray, sims: np.ndarray, weight: np.ndarray, proto_class: list, sources: list,
+                 groups: list, labels, calibration: dict | None = None, top: int | None = 3) -> list:
+    """For each ECG (logits (N, C), sims (N, P)): one entry per label with the evidence for (its largest
+    positive contributions, similarity x weight), the evidence against (its largest negative ones) and the
+    rest, which together sum to the logit; the calibrated probability, the class's threshold and whether
+    the label is called. groups: one id per prototype (-1: pruned, never listed); prototypes sharing an id
+    are near-copies, listed once; the evidence against is listed most negative first. top=None lists every
+    group with a non-zero contribution (rest 0)."""
+    probs = calibrate(logits, calibration)
+    cuts = thresholds(calibration, len(labels))
+    called, calibrated = calls(probs, calibration), fitted(calibration, len(labels))
+    contributions = sims[:, None, :] * weight[None]  # (N, C, P)
+    result = []
+    for n in range(len(logits)):
+        entries = []
+        for c, label in enumerate(labels):
+            evidence = sorted(_grouped(n, c, sims, weight, contributions, groups, proto_class, sources),
+                              key=lambda e: -e["contribution"])
+            floor = 0.0 if top is None else SHOWN  # top=None: every prototype, however small its part
+            pro = [e for e in evidence if e["contribution"] > 0 and e["contribution"] >= floor][:top]
+            con = [e for e in evidence if e["contribution"] < 0 and e["contribution"] <= -floor][::-1][:top]
+            shown = sum(e["contribution"] for e in pro + con)
+            entries.append({
+                "label": label, "logit": float(logits[n, c]), "probability": float(probs[n, c]),
+                "uncalibrated_probability": float(1 / (1 + np.exp(-logits[n, c]))),
+                "threshold": float(cuts[c]), "called": bool(called[n, c]), "calibrated": bool(calibrated[c]),
+                "evidence_for": pro, "evidence_against": con, "rest": float(logits[n, c] - shown),
+                "prototypes": pro + con})
+        result.append(entries)
+    return result
+
+
+def interpolate_steps(local: np.ndarray, n_samples: int) -> np.ndarray:
+    """(..., T') per-time-step similarities (one step per 32 input samples) -> (..., n_samples), linearly
+    interpolated, each step centred on the samples it summarises: where in the ECG a prototype matches."""
+    steps = local.shape[-1]
+    pos = np.clip((np.arange(n_samples) + 0.5) * steps / n_samples - 0.5, 0, steps - 1)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, steps - 1)
+    frac = pos - lo
+    return local[..., lo] * (1 - frac) + local[..., hi] * frac
+
+
+def lead_attribution(outputs, x: np.ndarray, prototype: int) -> np.ndarray:
+    """(12,) how much each lead carries a prototype's match: the drop in its similarity when that lead
+    alone is blanked (set to 0, the training mean after scaling). outputs: a runner's outputs function;
+    x: one preprocessed ECG (1, 12, T)."""
+    batch = np.repeat(np.asarray(x, dtype=np.float32), x.shape[1] + 1, axis=0)
+    for lead in range(x.shape[1]):
+        batch[lead + 1, lead] = 0.0
+    sims = outputs(batch)["sims"][:, prototype]
+    return sims[0] - sims[1:]
+
+
+def lead_shading(drops: np.ndarray) -> np.ndarray:
+    """Lead attribution scaled 0-1 for drawing (the largest drop = 1; leads that raise the match: 0)."""
+    drops = np.clip(np.asarray(drops, dtype=float), 0, None)
+    return drops / drops.max() if drops.max() > 0 else drops

@@ -1,0 +1,109 @@
+"""Figures that say whether the prototypes can be trusted as explanations: how distinct they are, how
+many real ECGs they stand for, how pure their neighbourhoods are, how well they separate the classes."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@torch.no_grad()
+def interpretability(model, z_train: torch.Tensor, y_train: np.ndarray, labels, k: int = 10) -> dict:
+    """Figures that say whether the prototypes can be trusted as explanations (docs/method.md), over the
+    prototypes the model uses (pruned ones left out)."""
+    sources = model.prototype_source.tolist()
+    kept = ~model.prototype_pruned.cpu().numpy()
+    protos = F.normalize(model.prototypes.detach().cpu(), dim=-1)[torch.from_numpy(kept)]
+    classes = model.prototype_class.cpu().numpy()[kept]
+    sources = [s for s, keep in zip(sources, kept) if keep]
+    n_protos = len(protos)
+    cos = (protos @ protos.T).numpy()
+    off_diagonal = ~np.eye(n_protos, dtype=bool)
+    same_class = (classes[:, None] == classes[None, :]) & off_diagonal
+    projected = [s for s in sources if s >= 0]
+    zn = F.normalize(z_train, dim=-1)
+    sims = (zn @ protos.T).numpy()  # (N, P)
+    # class purity: share of each prototype's k nearest training ECGs that carry its class
+    k = min(k, len(zn))
+    nearest = np.argsort(-sims, axis=0, kind="stable")[:k]  # (k, P)
+    purity = y_train[nearest, classes[None, :]].mean(axis=0)  # (P,)
+    # a class without training positives has nothing to be pure about: None, and left out of the mean
+    purity_by_class = {labels[c]: (round(float(purity[classes == c].mean()), 4) if y_train[:, c].any() else None)
+                       for c in np.unique(classes)}
+    scored = [v for v in purity_by_class.values() if v is not None]
+    # separation: similarity of each labelled training ECG to its nearest wrong-class prototype
+    own = (y_train[:, classes] > 0)  # (N, P)
+    labelled = own.any(axis=1)
+    wrong = np.where(own, -np.inf, sims).max(axis=1)[labelled]
+    right = np.where(own, sims, -np.inf).max(axis=1)[labelled]
+    return {
+        "prototypes": n_protos,
+        "pruned": int((~kept).sum()),
+        "mean_pairwise_cosine": round(float(cos[off_diagonal].mean()), 4),
+        "mean_within_class_cosine": round(float(cos[same_class].mean()), 4) if same_class.any() else None,
+        "projected": len(projected),
+        "distinct_source_ecgs": len(set(projected)),
+        "prototypes_sharing_a_source_ecg": len(projected) - len(set(projected)),
+        f"class_purity_top{k}": round(float(np.mean(scored)), 4) if scored else None,
+        f"class_purity_top{k}_by_class": purity_by_class,
+        "mean_similarity_nearest_wrong_class_prototype": round(float(wrong.mean()), 4),
+        "mean_similarity_nearest_own_class_prototype": round(float(right.mean()), 4),
+    }
+
+
+def evidence_shares(sims: np.ndarray, weight: np.ndarray, prototype_class: np.ndarray, active: np.ndarray,
+                    near_zero: float = 0.05) -> dict:
+    """How much of each logit its own class's prototypes carry ("this looks like that").
+
+    sims (N, P) similarities of N ECGs; weight (C, P) the last layer. own_class_share: per ECG and label,
+    |contributions of the label's own prototypes| / |all contributions|, averaged; wrong-class weights
+    near zero: the share of wrong-class connections of the prototypes in use with |w| < near_zero."""
+    own = prototype_class[None, :] == np.arange(weight.shape[0])[:, None]  # (C, P)
+    w = np.where(active[None, :], weight, 0.0)
+    contributions = np.abs(sims[:, None, :] * w[None])  # (N, C, P)
+    total = contributions.sum(axis=-1)
+    share = np.divide((contributions * own[None]).sum(axis=-1), total, out=np.ones_like(total), where=total > 0)
+    wrong = ~own & active[None, :]
+    return {"own_class_share_of_evidence": round(float(share.mean()), 4),
+            "own_class_share_min_by_label": round(float(share.mean(axis=0).min()), 4),
+            f"wrong_class_weights_below_{near_zero}": round(float((np.abs(weight[wrong]) < near_zero).mean()), 4),
+            "mean_wrong_class_weight": round(float(weight[wrong].mean()), 4)}
+
+
+@torch.no_grad()
+def deletion_check(model, x: np.ndarray, seed: int, fraction: float = 0.25) -> dict:
+    """Is the "where it matches" highlight faithful? For each ECG, its leading prototype (largest positive
+    contribution to its highest logit): blank (set to 0, the training mean after scaling) the window of
+    `fraction` of the ECG that the highlight marks most, and a random window of the same length, and
+    compare how much the prototype's similarity drops. A faithful highlight drops it more. ECGs whose
+    highest logit has no positive contribution are left out (deletion_ecgs counts the rest)."""
+    from ecgproto.model.inference import predict
+    from ecgproto.trust.cases import where_it_matches
+
+    x = np.asarray(x, dtype=np.float32)
+    out = predict(model, x, model.prototypes.device)
+    weight = model.last_layer.weight.detach().cpu().numpy() * model.active().cpu().numpy()[None]
+    top_label = out["logits"].argmax(axis=1)
+    contributions = out["sims"] * weight[top_label]  # (N, P) towards each ECG's highest logit
+    keep = contributions.max(axis=1) > 0  # an ECG whose top label has no evidence for it has nothing to test
+    x, out = x[keep], {k: v[keep] for k, v in out.items()}
+    leading = contributions[keep].argmax(axis=1)  # (N,)
+    n_samples = x.shape[-1]
+    width = int(round(fraction * n_samples))
+    rng = np.random.default_rng(seed)
+    highlighted, random = x.copy(), x.copy()
+    for n in range(len(x)):
+        local = where_it_matches(model, x[n:n + 1])[0, leading[n]]
+        start = int(np.argmax(np.convolve(local, np.ones(width), mode="valid")))
+        highlighted[n, :, start:start + width] = 0
+        other = int(rng.integers(0, n_samples - width + 1))
+        random[n, :, other:other + width] = 0
+    rows = np.arange(len(x))
+    base = out["sims"][rows, leading]
+    drop_highlighted = base - predict(model, highlighted, model.prototypes.device)["sims"][rows, leading]
+    drop_random = base - predict(model, random, model.prototypes.device)["sims"][rows, leading]
+    return {"deletion_ecgs": int(len(x)),
+            "deletion_similarity_drop_highlighted_quarter": round(float(drop_highlighted.mean()), 4),
+            "deletion_similarity_drop_random_quarter": round(float(drop_random.mean()), 4),
+            "deletion_ratio_highlighted_over_random": round(float(drop_highlighted.mean() / drop_random.mean()), 3)
+            if drop_random.mean() > 0 else None}
