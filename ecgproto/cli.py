@@ -67,6 +67,15 @@ def _seconds(value: str) -> float:
     return number
 
 
+def _sha256(value: str) -> str:
+    import re
+
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise argparse.ArgumentTypeError(f"{value[:80]!r}: expected a SHA-256 digest, 64 hexadecimal characters "
+                                         "(as `ecgproto export` prints it)")
+    return value.lower()
+
+
 def _top(value: str):
     if value == "all":
         return None
@@ -76,16 +85,17 @@ def _top(value: str):
 
 
 def _explain(args) -> str:
-    from ecgproto.deploy.explain_records import explain_records
+    from ecgproto.deploy.explain_records import default_model, explain_records
 
-    return explain_records(args.record, args.model, args.runtime, args.top, args.json, args.plot, args.out_dir,
-                           args.overwrite)
+    return explain_records(args.record, args.model or default_model(), args.runtime, args.top, args.json, args.plot, args.out_dir,
+                           args.overwrite, expect_sha256=args.expect_sha256)
 
 
 def _predict(args) -> str:
     from ecgproto.deploy.predict_records import predict_records
 
-    return predict_records(args.records, args.out, args.model, args.runtime, args.batch_size)
+    return predict_records(args.records, args.out, args.model, args.runtime, args.batch_size,
+                           expect_sha256=args.expect_sha256)
 
 
 def _export(args) -> str:
@@ -98,9 +108,12 @@ def _export(args) -> str:
         raise ConfigError(f"--onnx {args.onnx}: expected a new file name ending in .onnx (never the model itself)")
     refuse_inputs([args.onnx], [args.model], "--onnx")
     model, state = load_checkpoint(Path(args.model), require_prototypes=True)
-    export_onnx(model, state, Path(args.onnx))
+    digest = export_onnx(model, state, Path(args.onnx))
     size = Path(args.onnx).stat().st_size
-    return f"wrote {args.onnx} ({size / 1e6:.2f} MB): ONNX model with its preprocessing, calibration and guard"
+    source = f" ({args.model}'s is {state['sha256']})" if state.get("sha256") else ""
+    return (f"wrote {args.onnx} ({size / 1e6:.2f} MB): ONNX model with its preprocessing, calibration and guard\n"
+            f"digest (sha256 of its weights and metadata) {digest}{source}: pass it to predict or explain as "
+            "--expect-sha256 to run this model and no other")
 
 
 def _download(args) -> str:
@@ -118,8 +131,8 @@ def _download(args) -> str:
 def _bench(args) -> str:
     from ecgproto import config
     from ecgproto.files.atomic import write_json
-    from ecgproto.tools import bench
     from ecgproto.report.bench_table import table
+    from ecgproto.tools import bench
 
     result = bench.run(config.load(Path("params.yaml")), args.repeats, progress=lambda line: print(line, file=sys.stderr))
     write_json(Path(args.out), result)
@@ -211,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("record", nargs="+", help="WFDB record path(s) without extension (100 Hz; 500 Hz is resampled), "
                    "or folders of records")
     p.add_argument("--out-dir", help="with several records or a folder: a JSON and a PNG per record go here")
-    p.add_argument("--model", default="models/final.pt", help="prototype model file (default: %(default)s)")
+    p.add_argument("--model", help="prototype model file (default: models/final.onnx when it exists, else "
+                   "models/final.pt; the same answer, the ONNX one without importing PyTorch)")
     p.add_argument("--top", type=_top, default=3, help="prototypes per side (for, against) per label, or 'all' (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON: a list of labels with their prototypes")
     p.add_argument("--plot", help="also draw the explanation into this figure file (.png, .svg or .pdf)")
@@ -219,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "there (an input is never replaced)")
     p.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto",
                    help="auto: onnx for a .onnx model file (no PyTorch import), torch otherwise")
+    p.add_argument("--expect-sha256", type=_sha256, metavar="HEX", help="refuse the model file unless its digest "
+                   "is this one (`ecgproto export` prints it)")
     p.set_defaults(func=_explain)
 
     p = sub.add_parser("predict", help="label probabilities for many records into a CSV file")
@@ -228,6 +244,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto",
                    help="auto: onnx for a .onnx model file (no PyTorch import), torch otherwise")
+    p.add_argument("--expect-sha256", type=_sha256, metavar="HEX", help="refuse the model file unless its digest "
+                   "is this one (`ecgproto export` prints it)")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("export", help="write the final prototype model as ONNX, to run without PyTorch")

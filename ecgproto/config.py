@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,37 @@ from ecgproto.data.ptbxl import LABELS
 from ecgproto.errors import ConfigError
 
 MIN_SYNTHETIC_RECORDS = 100  # fewer leaves the validation or test fold without a positive of most codes
+# Upper bounds of the `model` section. params.yaml is checked against them, and so is the architecture a model
+# file describes, before anything is built (network.config_problem): a file of a few bytes cannot ask for
+# gigabytes. The published ResNet-18 (widths 64-512, depths 2, latent 512) has 4.4 million weights.
+MAX_STAGES = 8              # len(model.widths): each stage after the first halves the time axis
+MAX_WIDTH = 2048            # channels of a stage
+MAX_DEPTH = 16              # residual blocks of a stage
+MAX_STEM_KERNEL = 63
+MAX_LATENT_DIM = 4096
+MAX_PROTOTYPES_PER_CLASS = 100
+MAX_PARAMETERS = 50_000_000  # weights of a model file's architecture, counted before any is allocated
+# a model file (.pt or .onnx) larger than its largest allowed weights (float32) and 64 MiB of source ECGs and
+# metadata is refused before it is read
+MAX_MODEL_FILE_BYTES = 4 * MAX_PARAMETERS + 64 * 2 ** 20
+ELIDE_CHARS = 80            # an error message quotes at most this much of a value
+
+
+_REPR = reprlib.Repr()  # a few levels and items of a nested value, never the whole of it
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict, _REPR.maxset = 3, 16, 16, 8, 8
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = ELIDE_CHARS
+
+
+def elided(value, limit: int = ELIDE_CHARS) -> str:
+    """repr(value) in at most `limit` characters (a cut marked '...'), for error messages: a hostile value (a
+    YAML alias bomb, a megabyte string) must not become a megabyte message, nor take minutes to write."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @dataclass(frozen=True)
 class SyntheticRealism:
-    """What makes real rhythms hard, in the synthetic generator (ecgproto/synth.py); 0 turns one off."""
+    """What makes real rhythms hard, in the synthetic generator (ecgproto/data/synth/); 0 turns one off."""
     morphology: float   # x PTB-XL-like prevalences of bundle branch blocks, infarction Q waves, LVH, ST-T changes
     nuisance: float     # x breathing wander, muscle noise, electrode motion, patient and lead spread, poor leads
     borderline: float   # share of rhythm draws placed near a criterion (rate 60 and 100/min, PR 200 ms, ...)
@@ -31,7 +58,7 @@ class SyntheticRealism:
         for key, high in (("morphology", 3.0), ("nuisance", 3.0), ("borderline", 1.0), ("label_noise", 0.5)):
             value = getattr(self, key)
             if not 0 <= value <= high:
-                raise ConfigError(f"data.synthetic_realism.{key} = {value!r}: expected 0 to {high}")
+                raise ConfigError(f"data.synthetic_realism.{key} = {elided(value)}: expected 0 to {high}")
 
 
 @dataclass(frozen=True)
@@ -60,7 +87,7 @@ class DataParams:
         if self.source == "folder" and not self.folder:
             raise ConfigError("data.folder is empty; with data.source: folder it must name a PTB-XL tree")
         if self.source == "ptbxl" and not self.ptbxl_url.startswith(("http://", "https://")):
-            raise ConfigError(f"data.ptbxl_url = {self.ptbxl_url!r}: expected an http(s) URL")
+            raise ConfigError(f"data.ptbxl_url = {elided(self.ptbxl_url)}: expected an http(s) URL")
 
 
 @dataclass(frozen=True)
@@ -77,9 +104,12 @@ class PrepareParams:
 
     def validate(self):
         unknown = [c for c in self.labels if c not in LABELS]
-        if unknown or not self.labels or len(set(self.labels)) != len(self.labels):
-            raise ConfigError(f"prepare.labels = {list(self.labels)}: unknown or repeated codes {unknown}; "
-                              f"allowed codes are {list(LABELS)}")
+        repeated = [c for c in LABELS if self.labels.count(c) > 1]
+        if unknown or repeated or not self.labels:
+            problems = [f"unknown codes {elided(unknown)}"] * bool(unknown) + [f"repeated codes {repeated}"] * bool(
+                repeated) or ["no code"]
+            raise ConfigError(f"prepare.labels = {elided(list(self.labels))}: {'; '.join(problems)}; allowed codes "
+                              f"are {list(LABELS)}, each once")
         if not 0 < self.highpass_hz < 50:
             raise ConfigError(f"prepare.highpass_hz = {self.highpass_hz}: expected 0 < value < 50 (Nyquist at 100 Hz)")
         if not 1 <= self.filter_order <= 8:
@@ -105,16 +135,19 @@ class ModelParams:
     latent_activation: str
 
     def validate(self):
-        if not self.widths or len(self.widths) != len(self.depths):
-            raise ConfigError(f"model.widths {list(self.widths)} and model.depths {list(self.depths)}: "
-                              "expected non-empty lists of the same length")
-        for key in ("widths", "depths"):
-            if any(not isinstance(v, int) or v < 1 for v in getattr(self, key)):
-                raise ConfigError(f"model.{key} = {list(getattr(self, key))}: expected positive integers")
-        if self.stem_kernel < 1 or self.stem_kernel % 2 == 0:
-            raise ConfigError(f"model.stem_kernel = {self.stem_kernel}: expected a positive odd integer")
-        _at_least("model.latent_dim", self.latent_dim, 1)
-        _at_least("model.prototypes_per_class", self.prototypes_per_class, 1)
+        if not 1 <= len(self.widths) <= MAX_STAGES or len(self.widths) != len(self.depths):
+            raise ConfigError(f"model.widths {elided(list(self.widths))} and model.depths {elided(list(self.depths))}: "
+                              f"expected lists of the same length, 1 to {MAX_STAGES} (MAX_STAGES)")
+        for key, high in (("widths", MAX_WIDTH), ("depths", MAX_DEPTH)):
+            if not all(_integer(v, 1, high) for v in getattr(self, key)):
+                raise ConfigError(f"model.{key} = {elided(list(getattr(self, key)))}: expected integers from 1 to "
+                                  f"{high} (MAX_{key[:-1].upper()})")
+        if not _integer(self.stem_kernel, 1, MAX_STEM_KERNEL) or self.stem_kernel % 2 == 0:
+            raise ConfigError(f"model.stem_kernel = {self.stem_kernel}: expected an odd integer from 1 to "
+                              f"{MAX_STEM_KERNEL} (MAX_STEM_KERNEL)")
+        _between("model.latent_dim", self.latent_dim, 1, MAX_LATENT_DIM, "MAX_LATENT_DIM")
+        _between("model.prototypes_per_class", self.prototypes_per_class, 1, MAX_PROTOTYPES_PER_CLASS,
+                 "MAX_PROTOTYPES_PER_CLASS")
         _choice("model.latent_activation", self.latent_activation, ("sigmoid", "none"))
         _choice("model.input_norm", self.input_norm, ("none", "lead"))
 
@@ -197,13 +230,20 @@ class ClassifierParams:
 
 @dataclass(frozen=True)
 class GuardParams:
-    """When the model refuses to call a rhythm (ecgproto/quality.py); stored in the final model file."""
+    """When the model refuses to call a rhythm (ecgproto/trust/guard.py); stored in the final model file."""
     flat_mv: float  # a lead whose wander-free signal spans less than this is flat (or off)
     clip_share: float  # a lead with more than this share of samples at its extreme value is clipped
     noise_ratio: float  # high-frequency (> 35 Hz) over in-band signal power, above which noise swamps the QRS
     familiarity_percentile: float  # below this percentile of the training ECGs' best similarity: unfamiliar
+    familiarity_warning_percentile: float  # below this (and above the cut-off): answered, with a warning
+    noisy_leads: int  # this many leads with noise over noise_ratio: no reliable call (fewer: a warning)
 
     def validate(self):
+        if not self.familiarity_percentile <= self.familiarity_warning_percentile < 50:
+            raise ConfigError(f"guard.familiarity_warning_percentile = {self.familiarity_warning_percentile}: "
+                              "expected guard.familiarity_percentile <= value < 50")
+        if not 1 <= self.noisy_leads <= 12:
+            raise ConfigError(f"guard.noisy_leads = {self.noisy_leads}: expected 1 to 12 leads")
         if not 0 < self.flat_mv < 1:
             raise ConfigError(f"guard.flat_mv = {self.flat_mv}: expected a number between 0 and 1 (mV)")
         for key in ("clip_share", "noise_ratio"):
@@ -253,7 +293,8 @@ class ExplainParams:
     def validate(self):
         unknown = [c for c in self.codes if c not in LABELS]
         if unknown:
-            raise ConfigError(f"explain.codes = {list(self.codes)}: unknown codes {unknown}; allowed: {list(LABELS)}")
+            raise ConfigError(f"explain.codes = {elided(list(self.codes))}: unknown codes {elided(unknown)}; "
+                              f"allowed: {list(LABELS)}")
         _at_least("explain.top_prototypes", self.top_prototypes, 1)
         _at_least("explain.max_labels", self.max_labels, 1)
         _at_least("explain.purity_neighbours", self.purity_neighbours, 1)
@@ -295,17 +336,26 @@ class Params:
 
 def _choice(key, value, allowed):
     if value not in allowed:
-        raise ConfigError(f"{key} = {value!r}: expected one of {list(allowed)}")
+        raise ConfigError(f"{key} = {elided(value)}: expected one of {list(allowed)}")
 
 
 def _at_least(key, value, low):
     if value < low:
-        raise ConfigError(f"{key} = {value!r}: expected at least {low}")
+        raise ConfigError(f"{key} = {elided(value)}: expected at least {low}")
+
+
+def _integer(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _between(key, value, low: int, high: int, name: str):
+    if not _integer(value, low, high):
+        raise ConfigError(f"{key} = {elided(value)}: expected an integer from {low} to {high} ({name})")
 
 
 def _positive(key, value):
     if not value > 0:
-        raise ConfigError(f"{key} = {value!r}: expected a positive number")
+        raise ConfigError(f"{key} = {elided(value)}: expected a positive number")
 
 
 def _convert(key: str, value, annotation):
@@ -315,37 +365,37 @@ def _convert(key: str, value, annotation):
     origin = typing.get_origin(annotation) or annotation
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} = {value!r}: expected a list")
+            raise ConfigError(f"{key} = {elided(value)}: expected a list")
         return tuple(value)
     if annotation is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key} = {value!r}: expected true or false")
+            raise ConfigError(f"{key} = {elided(value)}: expected true or false")
         return value
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} = {value!r}: expected an integer")
+            raise ConfigError(f"{key} = {elided(value)}: expected an integer")
         return value
     if annotation is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} = {value!r}: expected a number")
+            raise ConfigError(f"{key} = {elided(value)}: expected a number")
         if not math.isfinite(value):
-            raise ConfigError(f"{key} = {value!r}: expected a finite number (not NaN or infinity)")
+            raise ConfigError(f"{key} = {elided(value)}: expected a finite number (not NaN or infinity)")
         return float(value)
     if annotation is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key} = {value!r}: expected a string")
+            raise ConfigError(f"{key} = {elided(value)}: expected a string")
         return value
     raise TypeError(f"unsupported annotation {annotation} for {key}")
 
 
 def _build(cls, raw, prefix=""):
     if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'params'}: expected a mapping, got {raw!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'params'}: expected a mapping, got {elided(raw)}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
+    unknown = sorted((k for k in raw if k not in names), key=str)  # YAML keys may be numbers, null, ...
     if unknown:
-        raise ConfigError(f"unknown key(s) {[prefix + k for k in unknown]}; allowed: {sorted(names)}")
+        raise ConfigError(f"unknown key(s) {elided([prefix + str(k) for k in unknown])}; allowed: {sorted(names)}")
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw]
     if missing:
         raise ConfigError(f"missing key(s) {[prefix + k for k in missing]}: every value lives in params.yaml")
@@ -360,14 +410,38 @@ def from_dict(raw: dict) -> Params:
     return _build(Params, raw)
 
 
+def _refuse_aliases(text: str, path: Path) -> None:
+    """params.yaml holds each value written out: an anchor (&name) or alias (*name) is refused before anything
+    is built from it, so a few lines of aliases nested in aliases (a 'billion laughs') cannot expand into a
+    value of billions of items, in memory or in an error message."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            sign = "*" if isinstance(event, yaml.AliasEvent) else "&"
+            raise ConfigError(f"{path}, line {event.start_mark.line + 1}: YAML {'alias' if sign == '*' else 'anchor'} "
+                              f"{sign}{event.anchor[:40]}: anchors and aliases are not allowed here; "
+                              "write each value out")
+
+
 def load(path: Path = Path("params.yaml")) -> Params:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found") from None
+    except OSError as exc:  # a folder, no permission
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} is {data[exc.start:exc.start + 1]!r}); "
+                          "save it as UTF-8") from None
+    try:
+        _refuse_aliases(text, path)
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(f"{path}: not valid YAML ({str(exc)[:400]})") from None
+    except RecursionError:  # thousands of nested brackets
+        raise ConfigError(f"{path}: nested too deeply to be a params file") from None
     try:
         return from_dict(raw)
     except ConfigError as exc:

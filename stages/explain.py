@@ -8,31 +8,22 @@ import numpy as np
 
 from ecgproto.data.prepare import load_split
 from ecgproto.data.ptbxl import read_metadata, read_signals
+from ecgproto.deploy.explain_records import plot_one
+from ecgproto.deploy.predictor import runner_from_model
 from ecgproto.errors import ConfigError
 from ecgproto.files.atomic import atomic_dir, write_json
 from ecgproto.model.checkpoint import load_checkpoint
-from ecgproto.model.inference import latents, predict
-from ecgproto.report.gallery import codes_of, draw_case, draw_gallery
-from ecgproto.trust.calibration import thresholds
-from ecgproto.trust.cases import choose_cases, explain
-from ecgproto.trust.guard import best_similarity, verdict
-from ecgproto.trust.interpretability import deletion_check, evidence_shares, interpretability
+from ecgproto.model.inference import latents
+from ecgproto.report.gallery import codes_of, draw_gallery
+from ecgproto.trust.calibration import apply, thresholds
+from ecgproto.trust.cases import choose_cases
+from ecgproto.trust.explanation import explain_ecg, feature_agreement, source_measurements
+from ecgproto.trust.interpretability import evidence_shares, interpretability, window_check_on
 
 from _common import run, seeded_device
 
 log = logging.getLogger("ecgproto")
 OUT = Path("reports/explain")
-
-
-def guard_on_test_fold(test, sims, active, state) -> dict:
-    """How many test ECGs the guard lets through, checked on the records as recorded (data/ptbxl)."""
-    metadata = read_metadata(Path("data/ptbxl"))
-    millivolts, _, _ = read_signals(Path("data/ptbxl"), metadata.loc[test.ecg_ids, "filename_lr"].tolist())
-    verdicts = [verdict(mv, b, state.get("guard"), state.get("familiarity"))
-                for mv, b in zip(millivolts, best_similarity(sims, active))]
-    reasons = Counter(r.split(":")[0] for v in verdicts for r in v["reasons"])
-    return {"guard_pass_rate_test": round(float(np.mean([v["reliable"] is True for v in verdicts])), 4),
-            "guard_refusals_by_reason": dict(sorted(reasons.items()))}
 
 
 def main(params):
@@ -48,17 +39,24 @@ def main(params):
                           f"{len(train.ecg_ids)} training ECGs; expected at most that many")
     figures = interpretability(model, latents(model, train.signals, dev), train.labels, labels,
                                params.explain.purity_neighbours)
-    calibration = state.get("calibration")
-    explanations = explain(model, test.signals, labels, calibration, top=params.explain.top_prototypes,
-                           duplicate_cosine=params.explain.duplicate_cosine)
-    sims = predict(model, test.signals, dev)["sims"]
+    runner = runner_from_model(model, state)  # the same explanation as `ecgproto explain`, from this model
+    out = runner.outputs(test.signals)
     active = ~model.prototype_pruned.cpu().numpy()
-    figures.update(evidence_shares(sims, model.last_layer.weight.detach().cpu().numpy(),
-                                   model.prototype_class.cpu().numpy(), active))
-    figures.update(guard_on_test_fold(test, sims, active, state))
-    figures.update(deletion_check(model, test.signals, params.seed))
-    probs = np.array([[e["probability"] for e in entries] for entries in explanations])
-    cases = choose_cases(test.labels, probs, labels, params.explain.codes, thresholds(calibration, len(labels)))
+    weight = model.last_layer.weight.detach().cpu().numpy()
+    figures.update(evidence_shares(out["sims"], weight, model.prototype_class.cpu().numpy(), active))
+    metadata = read_metadata(Path("data/ptbxl"))  # the test records as recorded: the guard and measurements read them
+    millivolts, _, _ = read_signals(Path("data/ptbxl"), metadata.loc[test.ecg_ids, "filename_lr"].tolist())
+    sources = source_measurements(runner)
+    docs = [explain_ecg(runner, millivolts[n], test.signals[n:n + 1], {k: v[n:n + 1] for k, v in out.items()},
+                        params.explain.top_prototypes, sources, str(int(test.ecg_ids[n]))) for n in range(len(test.ecg_ids))]
+    reasons = Counter(r.split(":")[0] for d in docs for r in d["reasons"])
+    figures.update({"guard_pass_rate_test": round(float(np.mean([d["reliable"] is True for d in docs])), 4),
+                    "guard_refusals_by_reason": dict(sorted(reasons.items())),
+                    "guard_warnings_test": round(float(np.mean([bool(d["warnings"]) for d in docs])), 4)})
+    figures.update(feature_agreement([d for d in docs if d["reliable"] is not False], params.explain.top_prototypes))
+    figures.update(window_check_on(runner.outputs, test.signals, weight * active[None], params.seed))
+    probs = apply(out["logits"], state.get("calibration"))
+    cases = choose_cases(test.labels, probs, labels, params.explain.codes, thresholds(state.get("calibration"), len(labels)))
     with atomic_dir(OUT) as tmp:
         (tmp / "gallery").mkdir()
         draw_gallery(tmp / "gallery", model, train, labels, prep)
@@ -71,16 +69,19 @@ def main(params):
                 continue
             i = case["index"]
             figure = f"cases/{n:02d}_{case['code']}_{case['outcome'].replace(' ', '_')}_{int(test.ecg_ids[i])}.png"
-            draw_case(tmp / figure, model, case, test, train, labels, explanations[i], params.explain, prep)
+            doc = {**docs[i], "record": f"test ECG {int(test.ecg_ids[i])}, {case['outcome']} for {case['code']}. "
+                                        f"True: {codes_of(test.labels[i], labels)}"}
+            plot_one(runner, millivolts[i], test.signals[i:i + 1], doc, sources, params.explain.top_prototypes,
+                     tmp / figure)
             records.append({**case, "ecg_id": int(test.ecg_ids[i]), "true_labels": codes_of(test.labels[i], labels),
-                            "figure": figure, "explanation": explanations[i]})
+                            "figure": figure, "explanation": docs[i]})
         write_json(tmp / "cases.json", records)
     write_json(Path("metrics/interpretability.json"), figures)
     drawn = sum(r["figure"] is not None for r in records)
     return (f"{len(labels)} gallery figures, {drawn} case figures; {figures['distinct_source_ecgs']} distinct "
             f"source ECGs for {figures['projected']} projected prototypes in use ({figures['pruned']} pruned), "
-            f"class purity "
-            f"{figures['class_purity_top' + str(params.explain.purity_neighbours)]}")
+            f"class purity {figures['class_purity_top' + str(params.explain.purity_neighbours)]}, feature agreement "
+            f"{figures['feature_agreement']}")
 
 
 run("explain", main)

@@ -17,13 +17,13 @@ from ecgproto.deploy.preprocessing import preprocess, read_ecg, to_millivolts
 from ecgproto.errors import ConfigError
 from ecgproto.files.atomic import atomic_path, check_writable, record_inputs, refuse_inputs
 from ecgproto.report.ecgplot import FIGURE_FORMATS, draw_explanation, leading_prototype
-from ecgproto.trust import explanation_text as readout
-from ecgproto.trust.evidence import interpolate_steps, lead_attribution, lead_shading, split_logits
-from ecgproto.trust.guard import best_similarity, verdict
-from ecgproto.trust.rhythm import heart_rate, remarks
+from ecgproto.trust.evidence import lead_attribution, lead_shading
+from ecgproto.trust.explanation import explain_ecg, source_measurements
+from ecgproto.trust.explanation_text import as_text
 
 
-def explain_records(paths, model_path, runtime: str, top, as_json: bool, plot, out_dir, overwrite: bool) -> str:
+def explain_records(paths, model_path, runtime: str, top, as_json: bool, plot, out_dir, overwrite: bool,
+                    expect_sha256=None) -> str:
     """One record: first whether it can be read, then every label's calibrated probability and threshold,
     and both sides of the logit of the called labels and of the closest labels not called. Several
     records or folders: a JSON and a figure per record into --out-dir, the model run in batches."""
@@ -56,9 +56,10 @@ def explain_records(paths, model_path, runtime: str, top, as_json: bool, plot, o
         except OSError as exc:
             raise ConfigError(f"--out-dir {out_dir}: cannot create it ({exc.strerror})") from None
         check_writable(out_dir / "x", "--out-dir")
-    runner = open_model(Path(model_path), runtime, require_prototypes=True)
+    runner = open_model(Path(model_path), runtime, require_prototypes=True, expect_sha256=expect_sha256)
     if not runner.explainable:
         raise ConfigError(f"{model_path}: a model without prototypes has nothing to explain with; use models/final.pt")
+    sources = source_measurements(runner)
     texts = []
     for start in range(0, len(records), 64):
         chunk = records[start:start + 64]
@@ -71,54 +72,42 @@ def explain_records(paths, model_path, runtime: str, top, as_json: bool, plot, o
         out = runner.outputs(x)
         for n, record in enumerate(chunk):
             one = {k: v[n:n + 1] for k, v in out.items()}
-            explained = explained_one(runner, millivolts[n], one, top)
-            doc = readout.as_dict(record.name, *explained)
+            doc = explain_ecg(runner, millivolts[n], x[n:n + 1], one, top, sources, record.name)
             if many or plot:
-                plot_one(runner, millivolts[n], x[n:n + 1], one, explained[0], doc, top,
-                      out_dir / f"{record.name}.png" if many else Path(plot), plot_format or "png")
+                plot_one(runner, millivolts[n], x[n:n + 1], doc, sources, top,
+                         out_dir / f"{record.name}.png" if many else Path(plot), plot_format or "png")
             if many:
                 with atomic_path(out_dir / f"{record.name}.json") as tmp:
                     tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
             elif as_json:
                 texts.append(json.dumps(doc, indent=2, allow_nan=False))
             else:
-                texts.append(readout.as_text(record.name, *explained))
+                texts.append(as_text(doc))
     if many:
         return f"wrote a JSON and a figure for each of {len(records)} records to {out_dir}"
     return "\n".join(texts)
 
 
-def explained_one(runner, millivolts, out, top) -> tuple:
-    """(entries, verdict, calibrated, rate, remarks) for one ECG from the model's outputs."""
-
-    meta = runner.meta
-    entries = split_logits(out["logits"], out["sims"], np.asarray(meta["last_layer_weight"]), meta["prototype_class"],
-                           meta["prototype_source"], meta["groups"], runner.labels, meta.get("calibration"), top)[0]
-    best = float(best_similarity(out["sims"], runner.active())[0])
-    checked = verdict(millivolts, best, meta.get("guard"), meta.get("familiarity"))
-    rate = heart_rate(millivolts)
-    said = remarks([e["label"] for e in entries if e["called"]], rate, meta.get("cooccurrence"))
-    return entries, checked, meta.get("calibration") is not None, rate, said
+def default_model() -> Path:
+    """models/final.onnx when it is there beside models/final.pt (no PyTorch import: answers in well under a
+    second), else models/final.pt."""
+    onnx = Path("models/final.onnx")
+    return onnx if onnx.is_file() else Path("models/final.pt")
 
 
-def plot_one(runner, millivolts, x, out, entries, doc, top, path, fmt: str = "png") -> None:
-    """The explanation figure: the filtered ECG as the model saw it, per-lead shading, prototypes beside
-    their source ECGs when the model file carries them."""
-
-    meta = runner.meta
-    title = f"record {doc['record']}" + ("" if doc["reliable"] is not False else
-                                         " - NO RELIABLE RHYTHM CALL: " + "; ".join(doc["reasons"]))
-    entries = entries if doc["reliable"] is not False else []  # an unreadable ECG gets no explained label
+def plot_one(runner, millivolts, x, doc, sources_measured, top, path, fmt: str = "png") -> None:
+    """The explanation figure: the filtered ECG as the model saw it, lead shading for the leading evidence,
+    each shown prototype's source ECG (when the model file carries them) with its own measurements."""
+    prep = runner.meta["preprocessing"]
+    entries = doc["labels"]
     leading = leading_prototype(entries)
     weights = lead_shading(lead_attribution(runner.outputs, x, leading)) if leading is not None else None
-    prep = meta["preprocessing"]
     shown = highpass(millivolts[None], prep["highpass_hz"], prep["filter_order"])[0]
-    source = None
-    if runner.source_ecgs is not None:  # the prototypes' source ECGs travel in a .pt model file
-        def source(j):
-            src = runner.source_ecgs[j:j + 1]
-            local = interpolate_steps(runner.outputs(src)["local"][0, j], src.shape[-1])
-            return to_millivolts(src[0], prep)[1], runner.source_codes[j], local
+    sources = {}
+    if runner.source_ecgs is not None:  # the prototypes' source ECGs travel in the model file
+        for e in entries:
+            for p in e["evidence_for"]:
+                j = p["index"]
+                sources[j] = (to_millivolts(runner.source_ecgs[j], prep)[1], runner.source_codes[j], sources_measured[j])
     with atomic_path(path) as tmp:
-        draw_explanation(tmp, shown, title, entries, interpolate_steps(out["local"][0], x.shape[-1]),
-                         len(runner.labels), min(top or 5, 5), source, lead_weights=weights, fmt=fmt)
+        draw_explanation(tmp, doc, shown, sources, 2, min(top or 3, 3), lead_weights=weights, fmt=fmt)

@@ -11,11 +11,11 @@ from ecgproto.data.wfdb_record import records_in
 from ecgproto.deploy.predictor import open_model
 from ecgproto.deploy.preprocessing import preprocess, read_ecg
 from ecgproto.files.atomic import atomic_path, check_writable, record_inputs, refuse_inputs
-from ecgproto.trust.calibration import apply, calls
+from ecgproto.trust.calibration import apply, assessable, calls
 from ecgproto.trust.guard import best_similarity, verdict
 
 
-def predict_records(paths, out_path, model_path, runtime: str, batch_size: int) -> str:
+def predict_records(paths, out_path, model_path, runtime: str, batch_size: int, expect_sha256=None) -> str:
     """Calibrated probabilities, called labels and the guard's verdict for many records, written
     atomically to one CSV (a record per row)."""
     import pandas as pd  # here: `explain` must not pay for importing pandas
@@ -25,9 +25,14 @@ def predict_records(paths, out_path, model_path, runtime: str, batch_size: int) 
     check_writable(Path(out_path), "--out")
     records = records_in(paths)
     refuse_inputs([out_path], [Path(model_path), *(f for r in records for f in record_inputs(r))], "--out")
-    runner = open_model(Path(model_path), runtime)
+    runner = open_model(Path(model_path), runtime, expect_sha256=expect_sha256)
     meta, labels = runner.meta, runner.labels
     calibration = meta.get("calibration")
+    has_prototype = None
+    if runner.explainable:
+        has_prototype = [any(g >= 0 and meta["prototype_class"][j] == c for j, g in enumerate(meta["groups"]))
+                         for c in labels]
+    assessable_mask = np.array([why is None for why in assessable(calibration, len(labels), has_prototype)])
     rows = []
     with tqdm(total=len(records), desc="predict", unit="rec", disable=not sys.stderr.isatty()) as bar:
         for start in range(0, len(records), batch_size):
@@ -39,12 +44,13 @@ def predict_records(paths, out_path, model_path, runtime: str, batch_size: int) 
             millivolts = np.stack([signal for signal, _ in read])
             out = runner.outputs(preprocess(millivolts, meta["preprocessing"]))
             probs = apply(out["logits"], calibration)
-            called_labels = calls(probs, calibration)
+            called_labels = calls(probs, calibration, has_prototype)
+            probs = np.where(assessable_mask[None, :], probs.round(6), np.nan)  # no probability it cannot assess
             best = best_similarity(out["sims"], runner.active()) if runner.explainable else np.full(len(chunk), np.nan)
             for r, mv, b, p, yes in zip(chunk, millivolts, best, probs, called_labels):
                 v = verdict(mv, float(b), meta.get("guard"), meta.get("familiarity"))
                 called = " ".join(c for c, y in zip(labels, yes) if y) if v["reliable"] is not False else ""
-                rows.append([str(r), v["reliable"], "; ".join(v["reasons"]), called, *p.round(6)])
+                rows.append([str(r), v["reliable"], "; ".join(v["reasons"]), called, *p])
             bar.update(len(chunk))
     with atomic_path(Path(out_path)) as tmp:
         pd.DataFrame(rows, columns=["record", "reliable", "reason", "called", *labels]).to_csv(tmp, index=False)

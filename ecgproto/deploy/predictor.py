@@ -24,29 +24,38 @@ class Runner:
         return np.asarray([g >= 0 for g in self.meta["groups"]])
 
 
-def open_model(path: Path, runtime: str = "auto", require_prototypes: bool = False, threads: int = 1) -> Runner:
+def open_model(path: Path, runtime: str = "auto", require_prototypes: bool = False, threads: int = 1,
+               expect_sha256: str | None = None) -> Runner:
+    """The model file checked (ModelError otherwise), its digest included: with expect_sha256, only the model
+    file whose digest that is."""
     path = Path(path)
     if runtime == "auto":
         runtime = "onnx" if path.suffix == ".onnx" else "torch"
     if runtime == "onnx":
         from ecgproto.deploy.onnx_model import DeployedModel
 
-        deployed = DeployedModel(path, threads)
+        deployed = DeployedModel(path, threads, expect_sha256)
         return Runner(deployed.meta, deployed.predict, True, deployed.source_ecgs, deployed.source_codes)
     if runtime != "torch":
         raise ConfigError(f"--runtime {runtime!r}: expected auto, torch or onnx")
-    return _torch_runner(path, require_prototypes)
+    return _torch_runner(path, require_prototypes, expect_sha256)
 
 
-def _torch_runner(path: Path, require_prototypes: bool) -> Runner:
+def _torch_runner(path: Path, require_prototypes: bool, expect_sha256: str | None = None) -> Runner:
+    from ecgproto.model.checkpoint import load_checkpoint
+
+    model, state = load_checkpoint(path, require_prototypes=require_prototypes, expect_sha256=expect_sha256)
+    return runner_from_model(model, state)
+
+
+def runner_from_model(model, state: dict) -> Runner:
+    """A Runner over a loaded PyTorch model and its checkpoint dict (the explain stage's, or a file's)."""
     import torch
 
     from ecgproto.deploy.export import _Deployable, metadata
     from ecgproto.deploy.onnx_model import batched_outputs
-    from ecgproto.model.checkpoint import load_checkpoint
 
-    model, state = load_checkpoint(path, require_prototypes=require_prototypes)
-    model.eval()
+    model = model.eval()
     if state["kind"] != "prototype":
         meta = {"labels": state["labels"], "preprocessing": state["preprocessing"]}
 
@@ -56,11 +65,13 @@ def _torch_runner(path: Path, require_prototypes: bool) -> Runner:
             return predict(model, x, "cpu", batch_size)
         return Runner(meta, logits_only, False)
     deployable = _Deployable(model).eval()
+    device = next(model.parameters()).device
 
     @torch.no_grad()
     def outputs(x, batch_size=256):
-        return batched_outputs(lambda batch: [t.numpy() for t in deployable(torch.from_numpy(batch))], x, batch_size)
+        return batched_outputs(lambda batch: [t.cpu().numpy() for t in deployable(torch.from_numpy(batch).to(device))],
+                               x, batch_size)
 
     sources = state.get("source_signals")
     return Runner(metadata(model, state), outputs, True,
-                  None if sources is None else sources.float().numpy(), state.get("source_codes"))
+                  None if sources is None else sources.float().cpu().numpy(), state.get("source_codes"))

@@ -1,5 +1,6 @@
 """ECGs drawn the way clinicians read them: 25 mm/s, 10 mm/mV on a 1 mm / 5 mm grid, the 3x4 lead
-layout with a lead II rhythm strip, and an optional highlight of where a prototype matches."""
+layout with a lead II rhythm strip, beat marks with RR values, and (only when occlusion localises it) the
+window where a prototype matched."""
 from __future__ import annotations
 
 import matplotlib
@@ -18,7 +19,7 @@ ROW_MM = 40.0  # vertical distance between rows: +-1.9 mV fit before a trace is 
 PULSE_MM = 7.0  # left margin holding the 1 mV, 200 ms calibration pulse of each row
 DPI = 200  # about 8 px per mm: the 1 mm grid and P waves stay sharp
 GRID_MINOR, GRID_MAJOR, TRACE = "#f6c9c9", "#e58f8f", "#111111"
-MATCH, LEAD = (1.0, 0.55, 0.0), (0.2, 0.45, 0.9)
+MATCH, LEAD, BEAT = (1.0, 0.55, 0.0), (0.2, 0.45, 0.9), (0.1, 0.3, 0.8)
 SIGNAL_NOTE = "signal as the model saw it: 0.5 Hz high-pass, in mV"
 
 
@@ -40,16 +41,6 @@ def _grid(ax, width_mm: float, height_mm: float) -> None:
     ax.set_yticks([])
 
 
-def _highlight(ax, similarity, x0, x1, y0, y1):
-    """Shade [x0, x1] x [y0, y1] by a per-sample similarity on an absolute scale (0 or less: none, 1:
-    full), so a weak match looks weak whatever the record."""
-    h = np.clip(np.asarray(similarity, dtype=float), 0, 1)
-    rgba = np.zeros((1, len(h), 4))
-    rgba[..., :3] = MATCH
-    rgba[0, :, 3] = h * 0.5
-    ax.imshow(rgba, extent=(x0, x1, y0, y1), aspect="auto", zorder=1, interpolation="bilinear")
-
-
 def _trace(ax, t_mm, y0, millivolts, half_mm):
     """A trace around baseline y0, clipped at +-half_mm with the clipped samples marked in red."""
     y = millivolts * MM_PER_MV
@@ -69,18 +60,17 @@ def _label(ax, x, y, text):
     ax.text(x, y, text, fontsize=8, zorder=5, va="top", bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none"))
 
 
-def draw_12lead(ax, millivolts: np.ndarray, title: str = "", highlight=None, fs: int = FS, lead_weights=None,
-                note: str = SIGNAL_NOTE) -> None:
+def draw_12lead(ax, millivolts: np.ndarray, title: str = "", fs: int = FS, lead_weights=None,
+                note: str = SIGNAL_NOTE, beats=None, rr_ms=None) -> None:
     """(12, T) millivolts as printed: three rows of four 2.5 s columns (each column its own quarter of the
     10 s) and a full lead II rhythm strip, with a calibration pulse per row and the speed and gain
-    printed. highlight: (T,) similarity of a prototype along the record (absolute scale, all rows).
-    lead_weights: (12,) 0-1, shading each lead's box by how much that lead carries the match."""
+    printed. lead_weights: (12,) 0-1 on an absolute scale (lead_shading), shading each lead's box by how
+    much blanking that lead lowers the leading prototype's similarity. beats, rr_ms: beat marks and RR
+    values on the rhythm strip."""
     n = millivolts.shape[-1]
     width = PULSE_MM + n / fs * MM_PER_S
     height = ROW_MM * 4 + 6
     _grid(ax, width, height)
-    if highlight is not None:
-        _highlight(ax, highlight, PULSE_MM, width, 0, height)
     t_mm = PULSE_MM + np.arange(n) / fs * MM_PER_S
     quarter = n // 4
     half = ROW_MM / 2 - 1
@@ -101,34 +91,20 @@ def draw_12lead(ax, millivolts: np.ndarray, title: str = "", highlight=None, fs:
     _pulse(ax, y0)
     _trace(ax, t_mm, y0, millivolts[LEADS.index("II")], half)
     _label(ax, PULSE_MM + 1, y0 + ROW_MM / 2 - 1, "II")
+    if beats is not None:
+        _beats(ax, beats, rr_ms or [], y0 + ROW_MM / 2 - 4, fs)
     ax.text(width, -2, f"{MM_PER_S:g} mm/s, {MM_PER_MV:g} mm/mV; {note}" +
-            ("; orange: where the prototype matches (similarity 0-1)" if highlight is not None else "") +
-            ("; blue: the leads that carry the match" if lead_weights is not None else ""),
-            fontsize=7, ha="right", va="top")
+            ("; blue boxes: leads whose blanking lowers the leading prototype's similarity" if lead_weights is not None
+             else ""), fontsize=7, ha="right", va="top")
     if title:
         ax.set_title(title, fontsize=9, loc="left")
-
-
-def draw_strip(ax, trace: np.ndarray, title: str = "", highlight=None, fs: int = FS, lead: str = "II") -> None:
-    """One lead over the whole record on the clinical grid, with its calibration pulse, clipping marks
-    and an optional similarity shading (absolute scale)."""
-    n = len(trace)
-    width, height = PULSE_MM + n / fs * MM_PER_S, ROW_MM
-    baseline = ROW_MM / 2  # +-1.9 mV as in the 12-lead rows before a sample is clipped (and marked)
-    _grid(ax, width, height)
-    if highlight is not None:
-        _highlight(ax, highlight, PULSE_MM, width, 0, height)
-    _pulse(ax, baseline)
-    _trace(ax, PULSE_MM + np.arange(n) / fs * MM_PER_S, baseline, np.asarray(trace), baseline - 1)
-    _label(ax, PULSE_MM + 1, height - 1, DISPLAY_NAME.get(lead, lead))
-    if title:
-        ax.set_title(title, fontsize=8, loc="left")
 
 
 def figure_for(rows_12lead: int, rows_strip: int = 0, strip_columns: int = 1):
     """A figure tall enough for `rows_12lead` 12-lead panels and `rows_strip` rows of strips."""
     heights = [1.0] * rows_12lead + [0.3] * rows_strip
-    fig = plt.figure(figsize=(11, 5.6 * rows_12lead + 2.3 * rows_strip))
+    # 14 in wide: a 10 s strip (257 mm with its pulse) is drawn over 2,000 px at 200 dpi (25 mm/s true scale)
+    fig = plt.figure(figsize=(14, 7.1 * rows_12lead + 2.9 * rows_strip))
     grid = fig.add_gridspec(len(heights), strip_columns, height_ratios=heights, hspace=0.35, wspace=0.05)
     return fig, grid
 
@@ -141,86 +117,125 @@ def save(fig, path, fmt: str = "png") -> None:
     plt.close(fig)
 
 
-WINDOW = FS * 5 // 2  # 2.5 s: one column of the printed layout
-
-
-def best_window(similarity: np.ndarray, width: int = WINDOW) -> int:
-    """Start of the `width`-sample stretch where a prototype matches best (highest mean similarity)."""
-    similarity = np.asarray(similarity, dtype=float)
-    if len(similarity) <= width:
-        return 0
-    return int(np.argmax(np.convolve(similarity, np.ones(width), mode="valid")))
-
-
-def _window_title(head: str, what: str, start: int) -> str:
-    span = f"{what}, best-matching {start / FS:.1f}-{(start + WINDOW) / FS:.1f} s"
-    return f"{head}\n{span}" if head else f"\n{span}"
-
-
 def shown_labels(entries: list, max_labels: int) -> list:
-    """The labels a figure explains: the called ones, most probable first, else the closest to its threshold."""
+    """The labels a figure explains: the called ones, most probable first, else the assessable label closest
+    to its threshold (a label the model cannot assess is never shown)."""
     called = sorted((e for e in entries if e["called"]), key=lambda e: -e["probability"])
-    if called or not entries:
+    assessable = [e for e in entries if e.get("assessable", True)]
+    if called or not assessable:
         return called[:max_labels]
-    return [max(entries, key=lambda e: e["probability"] - e["threshold"])]
+    return [max(assessable, key=lambda e: e["decision"]["calibrated_logit"] - e["decision"]["threshold_logit"])]
 
 
 def leading_prototype(entries: list):
-    """The index of the prototype the figure's shading follows (the first shown label's strongest
-    evidence for, else its first listed prototype), or None."""
+    """The index of the prototype the lead shading follows: the first shown label's strongest evidence
+    for (never evidence against, where blanking a lead would mean the opposite), or None."""
     shown = shown_labels(entries, 1)
-    lead = (shown[0]["evidence_for"] or shown[0]["prototypes"]) if shown else []
-    return lead[0]["index"] if lead else None
+    return shown[0]["evidence_for"][0]["index"] if shown and shown[0]["evidence_for"] else None
 
 
-def draw_explanation(path, millivolts, title, entries, local, max_labels: int, top: int, source=None,
+def _beats(ax, beats, rr_ms, y_mm, fs: int = FS) -> None:
+    """Beat marks (detected R peaks, a blue triangle) and the RR interval between them, in ms."""
+    x = [PULSE_MM + b / fs * MM_PER_S for b in beats]
+    ax.plot(x, [y_mm] * len(x), "v", color=BEAT, ms=3.5, zorder=5)
+    for left, right, rr in zip(x, x[1:], rr_ms):
+        ax.text((left + right) / 2, y_mm + 0.8, f"{rr}", fontsize=5.5, ha="center", va="bottom", color=BEAT, zorder=5)
+
+
+def _measured(m: dict | None) -> str:
+    if not m or m.get("rate_per_min") is None:
+        return "no rate measured"
+    parts = [f"{m['rate_per_min']:g}/min", "irregular RR" if m.get("irregular") else "regular RR"]
+    parts += [f"{k} {m[key]} ms" for k, key in (("PR", "pr_ms"), ("QRS", "qrs_ms"), ("QT", "qt_ms"))
+              if m.get(key) is not None]
+    return ", ".join(parts)
+
+
+def draw_strip(ax, trace: np.ndarray, title: str = "", window=None, beats=None, rr_ms=None, fs: int = FS,
+               lead: str = "II") -> None:
+    """One lead over the whole record on the clinical grid, with its calibration pulse, clipping marks, beat
+    marks with RR values, and a shaded window (start, end in samples) where a prototype matched."""
+    n = len(trace)
+    width, height = PULSE_MM + n / fs * MM_PER_S, ROW_MM
+    baseline = ROW_MM / 2  # +-1.9 mV as in the 12-lead rows before a sample is clipped (and marked)
+    _grid(ax, width, height)
+    if window is not None:
+        x0, x1 = (PULSE_MM + w / fs * MM_PER_S for w in window)
+        ax.add_patch(plt.Rectangle((x0, 0), x1 - x0, height, color=MATCH, alpha=0.3, lw=0, zorder=1))
+    _pulse(ax, baseline)
+    _trace(ax, PULSE_MM + np.arange(n) / fs * MM_PER_S, baseline, np.asarray(trace), baseline - 1)
+    if beats is not None:
+        _beats(ax, beats, rr_ms or [], height - 4, fs)
+    _label(ax, PULSE_MM + 1, height - 1, DISPLAY_NAME.get(lead, lead))
+    if title:
+        ax.set_title(title, fontsize=8, loc="left")
+
+
+LEGEND = ("Marks: blue triangle = detected beat (R peak), blue numbers = RR interval in ms; orange band = the "
+          "1 s window whose blanking lowers the prototype's similarity most, drawn only when it stands out (at "
+          "least twice the median window's drop); blue lead boxes = leads whose blanking lowers the leading "
+          "prototype's similarity (full colour at a drop of 0.1); red ticks = samples clipped at the row's edge.")
+
+
+def draw_explanation(path, doc: dict, millivolts: np.ndarray, sources: dict, max_labels: int, top: int,
                      lead_weights=None, fmt: str = "png") -> None:
-    """One explained ECG: the 12-lead record (highlighted where its leading prototype matches), then per
-    explained label its strongest evidence for and against (a strip each: where the prototype matches in
-    this ECG, left, and, when `source(prototype_index)` returns (lead II millivolts, its codes, its
-    highlight), in its source training ECG, right), with the rest of the logit in the title.
-    entries: explain() output for this ECG; local: (P, T) where_it_matches; lead_weights: (12,) 0-1
-    lead attribution of the leading prototype, shading the lead boxes of the 12-lead panel."""
-    called = sorted((e for e in entries if e["called"]), key=lambda e: -e["probability"])
+    """One explained ECG from its explanation document (trust/explanation.py): the 12-lead record with its
+    measurements, then per explained label its strongest evidence for, each as two 10 s lead II strips:
+    this ECG (with the window where the prototype matched, when localised) and the prototype's source
+    training ECG (sources[index] = (lead II millivolts, its codes, its measurements with beats and RR)),
+    both with beat marks and RR values. millivolts: (12, T) as the model saw it, in mV."""
+    readable = doc["reliable"] is not False
+    entries = doc["labels"] if readable else []
     shown = shown_labels(entries, max_labels)
-    said = (", ".join(f"{e['label']} {e['probability']:.2f} (threshold {e['threshold']:.2f})" for e in called)
+    said = (", ".join(f"{e['label']} {e['probability']:.2f} (threshold {e['threshold']:.2f})"
+                      for e in sorted((e for e in entries if e["called"]), key=lambda e: -e["probability"]))
             or "no label passed its threshold")
-    picked = [(e, p) for e in shown for p in e["evidence_for"][:top] + e["evidence_against"][:max(1, top // 2)]]
-    columns = 2 if source else 1
-    # per prototype two rows: its best-matching 2.5 s in this ECG beside the same in its source (zoomed,
-    # so P waves and intervals can be read), then the full 10 s of both
-    fig, grid = figure_for(1, rows_strip=max(2 * len(picked), 1), strip_columns=columns)
+    picked = [(e, p) for e in shown for p in e["evidence_for"][:top]]
+    fig, grid = figure_for(1, rows_strip=max(2 * len(picked), 1))
+    m = doc["measurements"]
+    head = f"record {doc['record']}. Measured: {_measured(m)}"
+    if not readable:
+        head += "\nNO RELIABLE RHYTHM CALL: " + "; ".join(doc["reasons"])
+    else:
+        head += f"\nCalled: {said}"
+        for e in shown:
+            d = e["decision"]
+            head += (f"\n{e['label']}: calibrated logit {d['calibrated_logit']:+.2f} (threshold {d['threshold_logit']:+.2f})"
+                     f" = prior {d['prior']:+.2f} + for {d['evidence_for']:+.2f} + against {d['evidence_against']:+.2f}"
+                     f" + rest {d['rest']:+.2f}" + ("  [rests on the prior]" if e.get("rests_on_prior") else ""))
+        head += "".join(f"\nREMARK: {r}" for r in doc["remarks"])
     leading = leading_prototype(entries)
-    lead_class = next((p["class"] for e in shown for p in e["prototypes"] if p["index"] == leading), "")
-    draw_12lead(fig.add_subplot(grid[0, :]), millivolts,
-                f"{title}. Called: {said}" + (f"\nShading: prototype {leading} ({lead_class}), the leading evidence"
-                                              if leading is not None else ""),
-                local[leading] if leading is not None else None, lead_weights=lead_weights)
-    row = 1
-    ii = LEADS.index("II")
+    if leading is not None and lead_weights is not None:
+        head += f"\nBlue lead boxes: prototype {leading}, the leading evidence for {shown[0]['label']}"
+    draw_12lead(fig.add_subplot(grid[0, :]), millivolts, head, lead_weights=lead_weights if leading is not None else None,
+                beats=m.get("beats"), rr_ms=m.get("rr_ms"))
+    row, ii = 1, LEADS.index("II")
     for entry, proto in picked:
-        j = proto["index"]
-        side = "for" if proto["contribution"] > 0 else "AGAINST"
+        j, where = proto["index"], proto.get("where")
+        window = None
+        if where and where["localised"]:
+            window = (int(round(where["start_s"] * FS)), int(round(where["end_s"] * FS)))
+        place = ("matches the whole strip" if not window else
+                 f"matched most at {where['start_s']:g}-{where['end_s']:g} s")
         copies = f", x{proto['stands_for']} near-copies" if proto.get("stands_for", 1) > 1 else ""
-        found = source(j) if source and proto["source_ecg_id"] >= 0 else None
-        start = best_window(local[j])
-        draw_strip(fig.add_subplot(grid[row, 0]), millivolts[ii, start:start + WINDOW], _window_title(
-            f"{entry['label']} (logit {entry['logit']:+.2f}, rest {entry['rest']:+.2f}): {side}, prototype {j} "
-            f"({proto['class']}{copies}); similarity {proto['similarity']:.2f} x weight {proto['weight']:+.2f} = "
-            f"{proto['contribution']:+.2f}", "this ECG", start), local[j, start:start + WINDOW])
-        draw_strip(fig.add_subplot(grid[row + 1, 0]), millivolts[ii], "this ECG, 10 s", local[j])
-        if source:
-            if found is None:
-                for r in (row, row + 1):
-                    ax = fig.add_subplot(grid[r, 1])
-                    ax.axis("off")
-                    ax.text(0.5, 0.5, "source ECG not available", ha="center", transform=ax.transAxes)
-            else:
-                trace, codes, highlight = found
-                s0 = best_window(highlight)
-                draw_strip(fig.add_subplot(grid[row, 1]), trace[s0:s0 + WINDOW], _window_title(
-                    "", f"looks like its source, training ECG {proto['source_ecg_id']} ({codes})", s0),
-                    highlight[s0:s0 + WINDOW])
-                draw_strip(fig.add_subplot(grid[row + 1, 1]), trace, "its source, 10 s", highlight)
+        feature = ""
+        if proto.get("source_shows_feature") is not None:
+            feature = (f"; {proto['feature']}: this ECG {'yes' if proto['query_shows_feature'] else 'no'}, source "
+                       f"{'yes' if proto['source_shows_feature'] else 'no'}")
+        draw_strip(fig.add_subplot(grid[row, 0]), millivolts[ii],
+                   f"{entry['label']}: evidence for, prototype {j} ({proto['class']}{copies}), similarity "
+                   f"{proto['similarity']:.2f} x weight {proto['weight']:+.2f} = {proto['contribution']:+.2f}; "
+                   f"this ECG, 10 s: {place}{feature}", window, m.get("beats"), m.get("rr_ms"))
+        found = sources.get(j)
+        if found is None:
+            ax = fig.add_subplot(grid[row + 1, 0])
+            ax.axis("off")
+            ax.text(0.5, 0.5, "source ECG not available", ha="center", transform=ax.transAxes)
+        else:
+            trace, codes, sm = found
+            draw_strip(fig.add_subplot(grid[row + 1, 0]), trace,
+                       f"its source: training ECG {proto['source_ecg_id']} ({codes}); measured: {_measured(sm)}",
+                       None, sm.get("beats"), sm.get("rr_ms"))
         row += 2
+    fig.text(0.01, 0.0, LEGEND, fontsize=6.5, wrap=True, va="top")
     save(fig, path, fmt)

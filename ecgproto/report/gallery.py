@@ -1,12 +1,13 @@
-"""The explain stage's figures: a prototype gallery per class (each prototype as its source training
-ECG) and case figures (a test ECG, its explanation, each prototype beside its source)."""
+"""The explain stage's prototype gallery: per class, each prototype as its source training ECG (the case
+figures are `ecgproto explain --plot`'s, drawn by report/ecgplot.draw_explanation)."""
 from __future__ import annotations
 
 from ecgproto.deploy.preprocessing import to_millivolts
 from ecgproto.model.inference import predict
-from ecgproto.report.ecgplot import draw_12lead, draw_explanation, figure_for, leading_prototype, save
-from ecgproto.trust.cases import where_it_matches
+from ecgproto.report.ecgplot import draw_12lead, figure_for, save
 from ecgproto.trust.evidence import lead_attribution, lead_shading
+from ecgproto.trust.explanation_text import measured_line
+from ecgproto.trust.measurements import measure
 
 
 def codes_of(y_row, labels) -> str:
@@ -14,8 +15,8 @@ def codes_of(y_row, labels) -> str:
 
 
 def draw_gallery(folder, model, train, labels, prep):
-    """One figure per class: each prototype the model uses as its source training ECG, highlighted
-    where it matches."""
+    """One figure per class: each prototype the model uses as its source training ECG, with that ECG's
+    measurements, its beats marked and the leads whose blanking lowers the prototype's similarity."""
     row_of = train.row_of()
     classes = model.prototype_class.tolist()
     sources, pruned = model.prototype_source.tolist(), model.prototype_pruned.tolist()
@@ -42,29 +43,10 @@ def draw_gallery(folder, model, train, labels, prep):
             title = f"{code} prototype {j}: training ECG {sources[j]} ({codes_of(train.labels[i], labels)})"
             if shared:
                 title += f"; the same ECG as prototype(s) {', '.join(map(str, shared))}"
-            highlight = where_it_matches(model, train.signals[i:i + 1])[0, j]
             weights = lead_shading(lead_attribution(lambda b: predict(model, b, model.prototypes.device),
                                                     train.signals[i:i + 1], j))
-            draw_12lead(ax, to_millivolts(train.signals[i], prep), title, highlight, lead_weights=weights)
+            source = to_millivolts(train.signals[i], prep)
+            measured = measure(source)
+            draw_12lead(ax, source, f"{title}\nmeasured: {measured_line(measured)[len('measured: '):]}",
+                        lead_weights=weights, beats=measured["beats"], rr_ms=measured["rr_ms"])
         save(fig, folder / f"{code}.png")
-
-
-def draw_case(path, model, case, test, train, labels, entries, settings, prep):
-    """A chosen test ECG with its explanation, each prototype beside its source training ECG
-    (settings: params.yaml's `explain` section)."""
-    i = case["index"]
-    row_of, sources = train.row_of(), model.prototype_source.tolist()
-
-    def source(j):
-        s = row_of[sources[j]]
-        return (to_millivolts(train.signals[s], prep)[1], codes_of(train.labels[s], labels),
-                where_it_matches(model, train.signals[s:s + 1])[0, j])
-
-    title = (f"test ECG {int(test.ecg_ids[i])}, {case['outcome']} for {case['code']}. "
-             f"True: {codes_of(test.labels[i], labels)}")
-    leading = leading_prototype(entries)
-    weights = None if leading is None else lead_shading(lead_attribution(
-        lambda b: predict(model, b, model.prototypes.device), test.signals[i:i + 1], leading))
-    draw_explanation(path, to_millivolts(test.signals[i], prep), title, entries,
-                     where_it_matches(model, test.signals[i:i + 1])[0], settings.max_labels, settings.top_prototypes,
-                     source, lead_weights=weights)

@@ -192,9 +192,14 @@ def interpretability_table(figures: dict) -> str:
          "per test ECG and label: |own prototypes' contributions| / |all contributions| (1 = this looks like that)"),
         ("wrong-class weights near 0", "wrong_class_weights_below_0.05", "share of wrong-class last-layer weights with |w| < 0.05"),
         ("guard pass rate (test)", "guard_pass_rate_test", "test ECGs that pass the signal checks and are familiar"),
-        ("deletion: highlighted quarter", "deletion_similarity_drop_highlighted_quarter",
-         "mean drop of the leading prototype's similarity when the most-highlighted quarter is blanked"),
-        ("deletion: random quarter", "deletion_similarity_drop_random_quarter", "the same for a random quarter"),
+        ("feature agreement of the evidence", "feature_agreement",
+         "called STACH/SBRAD/AFIB/1AVB/IVCD/SR, top-3 evidence for: query and source ECG both show the label's "
+         "measured feature (rate band, irregular RR, PR > 200 ms, QRS > 110 ms)"),
+        ("where: share localised", "window_check_share_localised",
+         "test ECGs whose leading prototype has a 1 s window standing out (drop >= 2x the median window's)"),
+        ("where: best / random window", "window_check_best_over_random",
+         "similarity drop when the best 1 s window is blanked, over a random 1 s window's (all test ECGs)"),
+        ("where: best / random, localised", "window_check_best_over_random_localised", "the same on the localised ones"),
     ]
     rows += [(a, figures[k], c) for a, k, c in optional if k in figures]
     lines = ["| figure | value | meaning |", "| --- | --- | --- |"]
@@ -231,9 +236,8 @@ def limitations(source: str, evaluation: dict, figures: dict) -> list:
         "skipped); it depends on batch order and composition. The whole-fold macro-AUROC is the headline here; the "
         "per-batch figure is given only to compare with the papers.",
         "One seed per run; the real-subset spread over seeds is in docs/experiments.md.",
-        "The local similarity highlight applies the add-on to each time step of the feature map before pooling; "
-        "the model itself decides on the pooled features, so the highlight shows where a prototype matches, "
-        "not an exact attribution.",
+        "Where a prototype matched is measured by occlusion (blanking 1 s windows and single leads with the model "
+        "itself); rhythm prototypes mostly match the whole strip, and a window is drawn only when it stands out.",
     ]
     if figures["prototypes_sharing_a_source_ecg"]:
         items.append(f"{figures['prototypes_sharing_a_source_ecg']} prototypes were projected onto a training ECG "

@@ -5,12 +5,21 @@ Per class, a Platt scaling (scikit-learn's logistic regression on the one logit)
 calibrated probability; the class's threshold is the calibrated probability that maximises F1 on the
 validation folds. A class without a positive (or a negative) there cannot be fitted: it keeps
 sigmoid(logit) and threshold 0.5, and `fitted` says so. The result travels inside the model file.
+
+A label is *assessable* only when its calibration means something: fitted on at least MIN_POSITIVES
+validation positives, with a slope of at least MIN_SLOPE (a slope near 0 makes every ECG's probability the
+prior, and the "call" a coin the intercept tosses), and with a prototype of its own left after pruning.
+Any other label gets no probability and is never called (`assessable` says why).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ecgproto.errors import ModelError
+
+
+MIN_POSITIVES = 5   # validation positives below which a Platt fit (and an F1 threshold) is noise
+MIN_SLOPE = 0.05    # calibration slope below which the logit no longer moves the probability
 
 
 def _sigmoid(x):
@@ -33,7 +42,30 @@ def fit(val_logits: np.ndarray, val_labels: np.ndarray, folds) -> dict:
         threshold[c] = _best_f1_threshold(p, y)
         fitted[c] = True
     return {"slope": slope, "intercept": intercept, "threshold": threshold, "fitted": fitted,
+            "positives": [int((val_labels[:, c] > 0).sum()) for c in range(n_classes)],
             "fitted_on": f"validation folds {list(folds)}"}
+
+
+def assessable(calibration: dict | None, n_classes: int, has_prototype=None) -> list:
+    """Per class, None when the label can be assessed, else the reason it cannot (a sentence).
+    has_prototype: (C,) whether the class keeps a prototype in use (None: not a prototype model)."""
+    reasons = []
+    for c in range(n_classes):
+        why = None
+        if calibration is None:
+            why = "this model file has no calibration (an older version): no probability can be given"
+        elif not fitted(calibration, n_classes)[c]:
+            why = "not calibrated: no validation positive (or negative) to fit a probability on"
+        elif "positives" in calibration and calibration["positives"][c] < MIN_POSITIVES:
+            why = (f"only {calibration['positives'][c]} validation positives (at least {MIN_POSITIVES} are needed "
+                   "to calibrate a probability)")
+        elif calibration["slope"][c] < MIN_SLOPE:
+            why = (f"degenerate calibration (slope {calibration['slope'][c]:.4f} < {MIN_SLOPE}): the probability "
+                   "would not depend on the ECG")
+        elif has_prototype is not None and not has_prototype[c]:
+            why = "no prototype of this label is left in the model"
+        reasons.append(why)
+    return reasons
 
 
 def _best_f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
@@ -48,17 +80,36 @@ def _best_f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
 
 
 def check(calibration, n_classes: int, where: str) -> None:
-    """A calibration from a model file: the right length, finite numbers, thresholds in (0, 1)."""
-    try:
-        if not isinstance(calibration, dict):
-            raise TypeError
-        values = [np.asarray(calibration[k], dtype=np.float64) for k in ("slope", "intercept", "threshold")]
-    except (KeyError, TypeError, ValueError):
-        raise ModelError(f"{where}: calibration {calibration!r} is not usable") from None
-    if any(v.shape != (n_classes,) or not np.isfinite(v).all() for v in values) or \
-            not ((values[2] > 0) & (values[2] < 1)).all():
-        raise ModelError(f"{where}: calibration does not fit {n_classes} labels with finite values and "
-                         "thresholds in (0, 1)")
+    """A calibration from a model file, refused by name unless it is what fit() writes for n_classes labels:
+    slope, intercept and threshold lists of n_classes finite numbers, thresholds in (0, 1), and when present
+    fitted (n_classes true/false), positives (n_classes counts) and fitted_on (text); no other key."""
+    def numbers(v) -> bool:
+        return (isinstance(v, (list, tuple)) and len(v) == n_classes
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in v))
+
+    if not isinstance(calibration, dict):
+        problem = f"is a {type(calibration).__name__}, not a mapping"
+    elif not {"slope", "intercept", "threshold"} <= set(calibration) <= {"slope", "intercept", "threshold", "fitted",
+                                                                           "positives", "fitted_on"}:
+        problem = f"has the keys {sorted(map(str, calibration))[:8]}"
+    elif not all(numbers(calibration[k]) for k in ("slope", "intercept", "threshold")):
+        problem = "slope, intercept or threshold is not a list of finite numbers, one per label"
+    elif not all(0 < t < 1 for t in calibration["threshold"]):
+        problem = "has a threshold outside (0, 1)"
+    elif "fitted" in calibration and not (isinstance(calibration["fitted"], (list, tuple))
+                                         and len(calibration["fitted"]) == n_classes
+                                         and all(isinstance(f, bool) for f in calibration["fitted"])):
+        problem = "fitted is not a list of true/false, one per label"
+    elif "positives" in calibration and not (numbers(calibration["positives"]) and all(
+            isinstance(n, int) and n >= 0 for n in calibration["positives"])):
+        problem = "positives is not a list of counts, one per label"
+    elif not isinstance(calibration.get("fitted_on", ""), str):
+        problem = "fitted_on is not text"
+    else:
+        return
+    raise ModelError(f"{where}: calibration {problem}; expected slope, intercept and threshold lists of {n_classes} "
+                     "finite numbers (thresholds in (0, 1)), optional fitted (true/false per label), positives (a "
+                     "count per label) and fitted_on (text)")
 
 
 def apply(logits: np.ndarray, calibration: dict | None) -> np.ndarray:
@@ -68,14 +119,13 @@ def apply(logits: np.ndarray, calibration: dict | None) -> np.ndarray:
     return _sigmoid(np.asarray(calibration["slope"]) * logits + np.asarray(calibration["intercept"]))
 
 
-def calls(probs: np.ndarray, calibration: dict | None) -> np.ndarray:
+def calls(probs: np.ndarray, calibration: dict | None, has_prototype=None) -> np.ndarray:
     """(N, C) which labels are called: the calibrated probability reaches the class's threshold, and the
-    class could be calibrated at all (a class without a validation positive has no threshold worth the
-    name: it is never called, and the output says it is uncalibrated)."""
+    label is assessable (a label without enough validation positives has no threshold worth the name: it
+    is never called, and the output says why)."""
     called = probs >= thresholds(calibration, probs.shape[1])
-    if calibration is not None and "fitted" in calibration:
-        called &= np.asarray(calibration["fitted"], dtype=bool)[None, :]
-    return called
+    ok = [why is None for why in assessable(calibration, probs.shape[1], has_prototype)]
+    return called & np.asarray(ok, dtype=bool)[None, :]
 
 
 def fitted(calibration: dict | None, n_classes: int) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ecgproto.trust.calibration import apply as calibrate
-from ecgproto.trust.calibration import calls, fitted, thresholds
+from ecgproto.trust.calibration import assessable, calls, fitted, thresholds
 
 SHOWN = 0.005  # smaller contributions (0.00 at two decimals) stay in the rest instead of being listed
 
@@ -34,13 +34,20 @@ def split_logits(logits: np.ndarray, sims: np.ndarray, weight: np.ndarray, proto
                  groups: list, labels, calibration: dict | None = None, top: int | None = 3) -> list:
     """For each ECG (logits (N, C), sims (N, P)): one entry per label with the evidence for (its largest
     positive contributions, similarity x weight), the evidence against (its largest negative ones) and the
-    rest, which together sum to the logit; the calibrated probability, the class's threshold and whether
-    the label is called. groups: one id per prototype (-1: pruned, never listed); prototypes sharing an id
-    are near-copies, listed once; the evidence against is listed most negative first. top=None lists every
-    group with a non-zero contribution (rest 0)."""
+    rest, which together sum to the logit; and the number that decides, the calibrated logit
+    slope x logit + intercept, split the same way with the intercept (the prior) as its own term:
+    prior + slope x (for + against + rest). Then the calibrated probability, the class's threshold and
+    whether the label is called. A label that is not assessable (calibration.assessable) gets no
+    probability and is never called. groups: one id per prototype (-1: pruned, never listed); prototypes
+    sharing an id are near-copies, listed once; the evidence against is listed most negative first.
+    top=None lists every group with a non-zero contribution (rest 0)."""
     probs = calibrate(logits, calibration)
     cuts = thresholds(calibration, len(labels))
-    called, calibrated = calls(probs, calibration), fitted(calibration, len(labels))
+    has_prototype = [any(g >= 0 and proto_class[j] == label for j, g in enumerate(groups)) for label in labels]
+    not_assessable = assessable(calibration, len(labels), has_prototype)
+    called, calibrated = calls(probs, calibration, has_prototype), fitted(calibration, len(labels))
+    slope = np.ones(len(labels)) if calibration is None else np.asarray(calibration["slope"], dtype=np.float64)
+    prior = np.zeros(len(labels)) if calibration is None else np.asarray(calibration["intercept"], dtype=np.float64)
     contributions = sims[:, None, :] * weight[None]  # (N, C, P)
     result = []
     for n in range(len(logits)):
@@ -52,12 +59,25 @@ def split_logits(logits: np.ndarray, sims: np.ndarray, weight: np.ndarray, proto
             pro = [e for e in evidence if e["contribution"] > 0 and e["contribution"] >= floor][:top]
             con = [e for e in evidence if e["contribution"] < 0 and e["contribution"] <= -floor][::-1][:top]
             shown = sum(e["contribution"] for e in pro + con)
+            pro_sum, con_sum = sum(e["contribution"] for e in pro), sum(e["contribution"] for e in con)
+            rest = float(logits[n, c] - shown)
+            ok = not_assessable[c] is None
+            decision = {"prior": float(prior[c]), "slope": float(slope[c]),
+                        "evidence_for": float(slope[c] * pro_sum), "evidence_against": float(slope[c] * con_sum),
+                        "rest": float(slope[c] * rest),
+                        "calibrated_logit": float(slope[c] * logits[n, c] + prior[c]),
+                        "threshold_logit": float(np.log(cuts[c] / (1 - cuts[c])))}
             entries.append({
-                "label": label, "logit": float(logits[n, c]), "probability": float(probs[n, c]),
+                "label": label, "assessable": ok, "not_assessable_because": not_assessable[c],
+                "logit": float(logits[n, c]), "probability": float(probs[n, c]) if ok else None,
                 "uncalibrated_probability": float(1 / (1 + np.exp(-logits[n, c]))),
                 "threshold": float(cuts[c]), "called": bool(called[n, c]), "calibrated": bool(calibrated[c]),
-                "evidence_for": pro, "evidence_against": con, "rest": float(logits[n, c] - shown),
-                "prototypes": pro + con})
+                "decision": decision,
+                # a call the prior carries: no evidence for it, or the ECG's own part alone stays below
+                # the threshold and the intercept lifts it over
+                "rests_on_prior": bool(called[n, c]) and (decision["evidence_for"] <= SHOWN or decision[
+                    "calibrated_logit"] - decision["prior"] < decision["threshold_logit"]),
+                "evidence_for": pro, "evidence_against": con, "rest": rest, "prototypes": pro + con})
         result.append(entries)
     return result
 
@@ -84,7 +104,13 @@ def lead_attribution(outputs, x: np.ndarray, prototype: int) -> np.ndarray:
     return sims[0] - sims[1:]
 
 
+LEAD_FULL_DROP = 0.1  # a similarity drop this large shades a lead fully; the scale is the same for every ECG
+
+
 def lead_shading(drops: np.ndarray) -> np.ndarray:
-    """Lead attribution scaled 0-1 for drawing (the largest drop = 1; leads that raise the match: 0)."""
-    drops = np.clip(np.asarray(drops, dtype=float), 0, None)
-    return drops / drops.max() if drops.max() > 0 else drops
+    """Lead attribution as 0-1 for drawing, on an absolute scale: drop / LEAD_FULL_DROP, nothing below
+    occlusion's MIN_DROP (a 2% change never gets full colour because it happens to be the largest)."""
+    from ecgproto.trust.occlusion import MIN_DROP
+
+    drops = np.asarray(drops, dtype=float)
+    return np.where(drops >= MIN_DROP, np.clip(drops / LEAD_FULL_DROP, 0, 1), 0.0)

@@ -1,72 +1,112 @@
-"""What `ecgproto explain` tells a reader about one ECG: first whether the model can read it at all, then
-the called labels with both sides of every logit, then why the closest labels were not called."""
+"""What `ecgproto explain` prints for one ECG: whether the model can read it, what was measured, the called
+labels with the number that decides each split into prior + evidence for + against + rest, the evidence
+with its source ECGs' own measurements, why the closest assessable labels were not called, and which labels
+the model cannot assess."""
 from __future__ import annotations
 
 from ecgproto.data.ptbxl import CODE_NAMES
 
-WHY_NOT = 2  # labels not called that are explained anyway: the closest to their threshold
-
-
-def as_dict(record: str, entries: list, verdict: dict, calibrated: bool, rate: dict, remarks: list) -> dict:
-    """The JSON document: the verdict, and the labels only when the ECG can be read."""
-    readable = verdict["reliable"] is not False
-    return {"record": record, "reliable": verdict["reliable"], "reasons": verdict["reasons"],
-            "familiarity_percentile": verdict["familiarity_percentile"], "calibrated": calibrated,
-            "heart_rate_per_min": rate["rate_per_min"], "rr_variation": rate["rr_variation"],
-            "remarks": remarks if readable else [],
-            "called": [e["label"] for e in entries if e["called"]] if readable else [],
-            "labels": entries if readable else []}
+WHY_NOT = 2  # assessable labels not called that are explained anyway: the closest to their threshold
 
 
 def _name(code: str) -> str:
     return f"{code} ({CODE_NAMES.get(code, 'unknown code')})"
 
 
+def measured_line(m: dict) -> str:
+    """HR, RR regularity, PR, QRS, QT/QTc and axis, as a clinical program prints them before interpreting."""
+    if m.get("rate_per_min") is None:
+        return "measured: no heart rate (fewer than 3 beats found)"
+    def ms(key):
+        return "-" if m.get(key) is None else f"{m[key]} ms"
+    rhythm = "irregular" if m.get("irregular") else "regular"
+    ectopic = f", {m['ectopic_beats']} premature beat(s)" if m.get("ectopic_beats") else ""
+    axis = "-" if m.get("axis_deg") is None else f"{m['axis_deg']} deg"
+    return (f"measured: HR {m['rate_per_min']:g}/min, RR {rhythm} ({m['rr_irregularity']:.0%}{ectopic}), "
+            f"PR {ms('pr_ms')}, QRS {ms('qrs_ms')}, QT {ms('qt_ms')} (QTc Bazett {ms('qtc_bazett_ms')}, "
+            f"Fridericia {ms('qtc_fridericia_ms')}), axis {axis}")
+
+
+def _source(p: dict) -> str:
+    if p["source_ecg_id"] < 0:
+        return "no source ECG"
+    m = p.get("source_measurements")
+    if not m or m.get("rate_per_min") is None:
+        return f"training ECG {p['source_ecg_id']}"
+    pr = "-" if m["pr_ms"] is None else m["pr_ms"]
+    qrs = "-" if m["qrs_ms"] is None else m["qrs_ms"]
+    return (f"training ECG {p['source_ecg_id']}: {m['rate_per_min']:g}/min, "
+            f"{'irregular' if m['irregular'] else 'regular'}, PR {pr}, QRS {qrs}")
+
+
+def _feature(p: dict) -> str:
+    if p.get("feature") is None or p.get("source_shows_feature") is None:
+        return ""
+    both = p["query_shows_feature"] and p["source_shows_feature"]
+    return (f"; {p['feature']}: this ECG {'yes' if p['query_shows_feature'] else 'no'}, source "
+            f"{'yes' if p['source_shows_feature'] else 'no'}{'' if both else ' (NOT shared)'}")
+
+
+def _where(p: dict) -> str:
+    w = p.get("where")
+    if w is None:
+        return ""
+    if not w["localised"]:
+        return "; matches the whole strip (no window stands out)"
+    return f"; matched most at {w['start_s']:g}-{w['end_s']:g} s (similarity drop {w['similarity_drop']:.3f} when blanked)"
+
+
 def _lines_for(e: dict) -> list:
-    pro = sum(p["contribution"] for p in e["evidence_for"])
-    con = sum(p["contribution"] for p in e["evidence_against"])
+    d = e["decision"]
     lines = [f"  {_name(e['label'])}: probability {e['probability']:.2f}, threshold {e['threshold']:.2f}; "
-             f"logit {e['logit']:+.2f} = for {pro:+.2f} + against {con:+.2f} + rest {e['rest']:+.2f}"]
+             f"calibrated logit {d['calibrated_logit']:+.2f} (threshold {d['threshold_logit']:+.2f}) = prior "
+             f"{d['prior']:+.2f} + evidence for {d['evidence_for']:+.2f} + against {d['evidence_against']:+.2f} "
+             f"+ rest {d['rest']:+.2f}  (model logit {e['logit']:+.2f} x slope {d['slope']:.2f}, plus the prior)"]
+    if e.get("rests_on_prior"):
+        lines.append("    NOTE: this call rests on the prior (the calibration's intercept), not on evidence "
+                     "from this ECG")
     for side, protos in (("for", e["evidence_for"]), ("against", e["evidence_against"])):
         for p in protos:
-            source = f"training ECG {p['source_ecg_id']}" if p["source_ecg_id"] >= 0 else "no source ECG"
             product = f"similarity {p['similarity']:+.3f} x weight {p['weight']:+.3f}"
             if p.get("stands_for", 1) > 1:  # the group's sum, not this one prototype's product
                 product += f", summed over {p['stands_for']} near-copies"
-            lines.append(f"    {side:<8} prototype {p['index']:>3} ({p['class']}, {source}) {product} = "
-                         f"{p['contribution']:+.3f}")
+            lines.append(f"    {side:<8} prototype {p['index']:>3} ({p['class']}, {_source(p)}) {product} = "
+                         f"{p['contribution']:+.3f}{_feature(p)}{_where(p)}")
     return lines
 
 
-def as_text(record: str, entries: list, verdict: dict, calibrated: bool, rate: dict, remarks: list) -> str:
-    measured = (f"heart rate {rate['rate_per_min']:g}/min, RR variation {rate['rr_variation']:.0%} (measured from the "
-                "signal)" if rate["rate_per_min"] is not None else "no heart rate: fewer than 3 beats found")
-    lines = [f"record {record}: {measured}"]
-    if not calibrated:
-        lines.append("note: this model file has no calibration (an older version): probabilities are "
-                     "sigmoid(logit) and every threshold is 0.5")
-    if verdict["reliable"] is None:
-        lines.append(f"note: {verdict['reasons'][0]}")
-    if verdict["reliable"] is False:
-        lines.append("NO RELIABLE RHYTHM CALL: " + "; ".join(verdict["reasons"]))
+def as_text(doc: dict) -> str:
+    lines = [f"record {doc['record']}", measured_line(doc["measurements"])]
+    if not doc["calibrated"]:
+        lines.append("note: this model file has no calibration (an older version): no label can be assessed")
+    if doc["reliable"] is None:
+        lines.append(f"note: {doc['reasons'][0]}")
+    if doc["reliable"] is False:
+        lines.append("NO RELIABLE RHYTHM CALL: " + "; ".join(doc["reasons"]))
         return "\n".join(lines)
-    if verdict["familiarity_percentile"] is not None:
-        lines.append(f"signal checks passed; familiarity: percentile {verdict['familiarity_percentile']:g} of the "
+    if doc["familiarity_percentile"] is not None:
+        lines.append(f"signal checks passed; familiarity: percentile {doc['familiarity_percentile']:g} of the "
                      "training ECGs' best prototype similarity")
+    lines += [f"WARNING: {w}" for w in doc.get("warnings", [])]
+    entries = doc["labels"]
+    lines += [f"REMARK: {r}" for r in doc["remarks"]]
     called = sorted((e for e in entries if e["called"]), key=lambda e: -e["probability"])
-    lines += [f"REMARK: {r}" for r in remarks]
     if called:
         lines.append("Called: " + ", ".join(_name(e["label"]) for e in called))
         for e in called:
             lines += _lines_for(e)
     else:
         lines.append("No label passed its threshold.")
-    closest = sorted((e for e in entries if not e["called"]), key=lambda e: e["threshold"] - e["probability"])
-    lines.append("Why not (the closest labels not called):")
-    for e in closest[:WHY_NOT]:
-        lines += _lines_for(e)
+    margin = lambda e: e["decision"]["threshold_logit"] - e["decision"]["calibrated_logit"]  # noqa: E731
+    closest = sorted((e for e in entries if e["assessable"] and not e["called"]), key=margin)
+    if closest:
+        lines.append("Why not (the closest assessable labels not called):")
+        for e in closest[:WHY_NOT]:
+            lines += _lines_for(e)
     lines.append(f"{'label':<6} {'probability':>11} {'threshold':>9}")
     lines += [f"{e['label']:<6} {e['probability']:>11.4f} {e['threshold']:>9.4f}{'  called' if e['called'] else ''}"
-              f"{'' if e.get('calibrated', True) or not calibrated else '  uncalibrated (no validation positive): never called'}"
-              for e in sorted(entries, key=lambda e: -e["probability"])]
+              for e in sorted((e for e in entries if e["assessable"]), key=lambda e: -e["probability"])]
+    if doc["not_assessable"]:
+        lines.append("Not assessable (no probability is shown, never called):")
+        lines += [f"  {n['label']}: {n['reason']}" for n in doc["not_assessable"]]
     return "\n".join(lines)

@@ -15,38 +15,60 @@ import numpy as np
 
 from ecgproto.data.ptbxl import FS, LEADS
 
-GUARD_KEYS = {"flat_mv", "clip_share", "noise_ratio", "familiarity_percentile"}
+GUARD_KEYS = {"flat_mv", "clip_share", "noise_ratio", "familiarity_percentile", "familiarity_warning_percentile",
+              "noisy_leads"}
+OLDER_GUARD_KEYS = {"flat_mv", "clip_share", "noise_ratio", "familiarity_percentile"}  # model files before them
 NOISE_BAND_HZ = 35.0  # above it a 100 Hz ECG holds little but noise (the QRS lives mostly below 25 Hz)
 
 
-def signal_problems(millivolts: np.ndarray, guard: dict, fs: int = FS) -> list:
-    """Reasons (strings) why this (12, T) recording cannot be read; empty when it can."""
+def lead_noise(millivolts: np.ndarray, fs: int = FS) -> np.ndarray:
+    """(12,) each lead's noise: power above NOISE_BAND_HZ over power in 0.5 Hz-NOISE_BAND_HZ (square roots)."""
+    mv = np.asarray(millivolts, dtype=np.float64)
+    spectrum = np.fft.rfft(mv - mv.mean(axis=1, keepdims=True), axis=1)
+    freqs = np.fft.rfftfreq(mv.shape[1], 1 / fs)
+    power = np.abs(spectrum) ** 2
+    noise = np.sqrt(power[:, freqs > NOISE_BAND_HZ].sum(axis=1))
+    signal = np.sqrt(power[:, (freqs >= 0.5) & (freqs <= NOISE_BAND_HZ)].sum(axis=1))
+    return np.divide(noise, signal, out=np.zeros_like(noise), where=signal > 0)
+
+
+def signal_problems(millivolts: np.ndarray, guard: dict, fs: int = FS) -> tuple:
+    """(reasons why this (12, T) recording cannot be read, warnings that do not stop the answer)."""
     mv = np.asarray(millivolts, dtype=np.float64)
     if not np.isfinite(mv).all():
-        return ["non-finite samples"]
+        return ["non-finite samples"], []
     spectrum = np.fft.rfft(mv - mv.mean(axis=1, keepdims=True), axis=1)
     freqs = np.fft.rfftfreq(mv.shape[1], 1 / fs)
     wander_free = np.fft.irfft(np.where(freqs >= 0.5, spectrum, 0), n=mv.shape[1], axis=1)
     span = wander_free.max(axis=1) - wander_free.min(axis=1)
     flat = span < guard["flat_mv"]
     if flat.all():
-        return [f"flat line: no lead varies by {guard['flat_mv']} mV or more"]
-    problems = []
+        return [f"flat line: no lead varies by {guard['flat_mv']} mV or more"], []
+    problems, warnings = [], []
     if flat.any():
-        problems.append(f"lead(s) off or flat: {', '.join(l for l, f in zip(LEADS, flat) if f)}")
+        problems.append(f"lead(s) off or flat: {', '.join(name for name, f in zip(LEADS, flat) if f)}")
     at_extreme = np.maximum((mv >= mv.max(axis=1, keepdims=True) - 1e-6).mean(axis=1),
                             (mv <= mv.min(axis=1, keepdims=True) + 1e-6).mean(axis=1))
     clipped = (at_extreme > guard["clip_share"]) & ~flat
     if clipped.any():
-        problems.append(f"clipping (a lead stuck at its extreme value): {', '.join(l for l, c in zip(LEADS, clipped) if c)}")
-    power = np.abs(spectrum) ** 2
-    noise = np.sqrt(power[:, freqs > NOISE_BAND_HZ].sum(axis=1))
-    signal = np.sqrt(power[:, (freqs >= 0.5) & (freqs <= NOISE_BAND_HZ)].sum(axis=1))
-    ratio = float(np.median(np.divide(noise, signal, out=np.zeros_like(noise), where=signal > 0)[~flat]))
-    if ratio > guard["noise_ratio"]:
-        problems.append(f"noise swamps the QRS (power above {NOISE_BAND_HZ:g} Hz at {ratio:.2f} of the signal's, "
+        problems.append("clipping (a lead stuck at its extreme value): "
+                        f"{', '.join(name for name, c in zip(LEADS, clipped) if c)}")
+    ratio = lead_noise(mv, fs)
+    noisy = (ratio > guard["noise_ratio"]) & ~flat
+    limit = guard.get("noisy_leads")  # model files before it judged the median lead only
+    described = ", ".join(f"{name} {r:.2f}" for name, r, n in zip(LEADS, ratio, noisy) if n)
+    if limit is None:
+        median = float(np.median(ratio[~flat]))
+        if median > guard["noise_ratio"]:
+            problems.append(f"noise swamps the QRS (power above {NOISE_BAND_HZ:g} Hz at {median:.2f} of the "
+                            f"signal's, limit {guard['noise_ratio']})")
+    elif noisy.sum() >= limit:
+        problems.append(f"noise swamps the QRS in {int(noisy.sum())} leads (power above {NOISE_BAND_HZ:g} Hz over "
+                        f"the signal's: {described}; limit {guard['noise_ratio']}, at most {limit - 1} such leads)")
+    elif noisy.any():
+        warnings.append(f"noisy lead {described} (power above {NOISE_BAND_HZ:g} Hz over the signal's; "
                         f"limit {guard['noise_ratio']})")
-    return problems
+    return problems, warnings
 
 
 def familiarity_reference(best_similarity_train: np.ndarray, percentile: float) -> dict:
@@ -73,12 +95,16 @@ def verdict(millivolts: np.ndarray, best_sim: float, guard: dict | None, referen
     if guard is None or reference is None:
         return {"reliable": None, "reasons": ["this model file has no guard (an older version): signal quality and "
                                               "familiarity were not checked"], "familiarity_percentile": None}
-    reasons = signal_problems(millivolts, guard)
+    reasons, warnings = signal_problems(millivolts, guard)
     percentile, familiar = familiarity(best_sim, reference)
     if not familiar:
         reasons.append(f"unlike the training ECGs: best prototype similarity {best_sim:.2f} is below percentile "
                        f"{reference['percentile']:g} of the training ECGs' ({reference['cutoff']:.2f})")
-    return {"reliable": not reasons, "reasons": reasons, "familiarity_percentile": percentile}
+    elif percentile < guard.get("familiarity_warning_percentile", 0):
+        warnings.append(f"low familiarity: this ECG's best prototype similarity is at percentile {percentile:g} of "
+                        f"the training ECGs' (warning below {guard['familiarity_warning_percentile']:g}); read the "
+                        "calls with care")
+    return {"reliable": not reasons, "reasons": reasons, "warnings": warnings, "familiarity_percentile": percentile}
 
 
 def _usable_familiarity(f) -> bool:
@@ -86,7 +112,16 @@ def _usable_familiarity(f) -> bool:
             and _finite_numbers(f["quantiles"]) and _finite_numbers([f.get("cutoff"), f.get("percentile")])):
         return False
     q = np.asarray(f["quantiles"], dtype=float)
-    return bool((np.diff(q) >= 0).all() and q[0] - 1e-6 <= f["cutoff"] <= q[-1] + 1e-6 and 0 <= f["percentile"] < 50)
+    p, cutoff = float(f["percentile"]), float(f["cutoff"])
+    if not ((np.diff(q) >= 0).all() and 0 <= p < 50):
+        return False
+    # the cut-off is the training ECGs' quantile at its own percentile, as familiarity_reference stores it (both
+    # rounded to 6 decimals): the stored quantiles interpolated there, within 1e-6. Between two whole
+    # percentiles the training ECGs' own quantile need not be the straight line between the stored ones, but it
+    # lies between them.
+    if abs(float(np.interp(p, np.arange(101), q)) - cutoff) <= 1e-6 + 1e-12:
+        return True
+    return p != int(p) and q[int(p)] - 1e-6 <= cutoff <= q[int(p) + 1] + 1e-6
 
 
 def _finite_numbers(values) -> bool:
@@ -100,10 +135,13 @@ def malformed(guard, familiarity, cooccurrence, n_labels: int) -> list:
     """Names of the model-file entries (absent ones pass) that have the wrong type, shape or a
     non-finite number: such an entry is refused, never used."""
     problems = []
-    if guard is not None and not (isinstance(guard, dict) and set(guard) == GUARD_KEYS
+    if guard is not None and not (isinstance(guard, dict) and set(guard) in (GUARD_KEYS, OLDER_GUARD_KEYS)
                                   and _finite_numbers(guard.values()) and 0 < guard["flat_mv"] < 1
                                   and 0 < guard["clip_share"] < 1 and 0 < guard["noise_ratio"] < 1
-                                  and 0 <= guard["familiarity_percentile"] < 50):
+                                  and 0 <= guard["familiarity_percentile"] < 50
+                                  and (set(guard) == OLDER_GUARD_KEYS or (
+                                      guard["familiarity_percentile"] <= guard["familiarity_warning_percentile"] < 50
+                                      and isinstance(guard["noisy_leads"], int) and 1 <= guard["noisy_leads"] <= 12))):
         problems.append("guard (expected the ranges params.yaml allows)")
     if familiarity is not None and not _usable_familiarity(familiarity):
         problems.append("familiarity (expected 101 non-decreasing quantiles, the cut-off among them)")

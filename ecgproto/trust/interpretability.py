@@ -70,40 +70,18 @@ def evidence_shares(sims: np.ndarray, weight: np.ndarray, prototype_class: np.nd
             "mean_wrong_class_weight": round(float(weight[wrong].mean()), 4)}
 
 
-@torch.no_grad()
-def deletion_check(model, x: np.ndarray, seed: int, fraction: float = 0.25) -> dict:
-    """Is the "where it matches" highlight faithful? For each ECG, its leading prototype (largest positive
-    contribution to its highest logit): blank (set to 0, the training mean after scaling) the window of
-    `fraction` of the ECG that the highlight marks most, and a random window of the same length, and
-    compare how much the prototype's similarity drops. A faithful highlight drops it more. ECGs whose
-    highest logit has no positive contribution are left out (deletion_ecgs counts the rest)."""
-    from ecgproto.model.inference import predict
-    from ecgproto.trust.cases import where_it_matches
+def window_check_on(outputs, x: np.ndarray, weight: np.ndarray, seed: int) -> dict:
+    """Is "where it matched" faithful? For each ECG x (N, 12, T), its leading prototype (largest positive
+    contribution to its highest logit): the similarity drop when its best 1 s window is blanked, against a
+    random 1 s window (occlusion.window_check). ECGs whose highest logit has no evidence for are left out."""
+    from ecgproto.trust.occlusion import window_check, window_drops
 
-    x = np.asarray(x, dtype=np.float32)
-    out = predict(model, x, model.prototypes.device)
-    weight = model.last_layer.weight.detach().cpu().numpy() * model.active().cpu().numpy()[None]
-    top_label = out["logits"].argmax(axis=1)
-    contributions = out["sims"] * weight[top_label]  # (N, P) towards each ECG's highest logit
-    keep = contributions.max(axis=1) > 0  # an ECG whose top label has no evidence for it has nothing to test
-    x, out = x[keep], {k: v[keep] for k, v in out.items()}
-    leading = contributions[keep].argmax(axis=1)  # (N,)
-    n_samples = x.shape[-1]
-    width = int(round(fraction * n_samples))
-    rng = np.random.default_rng(seed)
-    highlighted, random = x.copy(), x.copy()
-    for n in range(len(x)):
-        local = where_it_matches(model, x[n:n + 1])[0, leading[n]]
-        start = int(np.argmax(np.convolve(local, np.ones(width), mode="valid")))
-        highlighted[n, :, start:start + width] = 0
-        other = int(rng.integers(0, n_samples - width + 1))
-        random[n, :, other:other + width] = 0
-    rows = np.arange(len(x))
-    base = out["sims"][rows, leading]
-    drop_highlighted = base - predict(model, highlighted, model.prototypes.device)["sims"][rows, leading]
-    drop_random = base - predict(model, random, model.prototypes.device)["sims"][rows, leading]
-    return {"deletion_ecgs": int(len(x)),
-            "deletion_similarity_drop_highlighted_quarter": round(float(drop_highlighted.mean()), 4),
-            "deletion_similarity_drop_random_quarter": round(float(drop_random.mean()), 4),
-            "deletion_ratio_highlighted_over_random": round(float(drop_highlighted.mean() / drop_random.mean()), 3)
-            if drop_random.mean() > 0 else None}
+    out = outputs(x)
+    top = out["logits"].argmax(axis=1)
+    contributions = out["sims"] * weight[top]
+    keep = np.flatnonzero(contributions.max(axis=1) > 0)
+    if not len(keep):
+        return {"window_check_ecgs": 0}
+    leading = contributions[keep].argmax(axis=1)
+    drops = np.stack([window_drops(outputs, x[n:n + 1])[:, j] for n, j in zip(keep, leading)])
+    return window_check(drops, np.random.default_rng(seed))

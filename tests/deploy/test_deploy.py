@@ -92,7 +92,7 @@ def test_the_onnx_path_never_imports_pytorch(files, tiny_tree, tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("record 00001_lr: ")
+    assert result.stdout.startswith("record 00001_lr\nmeasured: HR ")
 
 
 def test_an_onnx_file_without_our_metadata_is_refused(tmp_path, files):

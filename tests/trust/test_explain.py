@@ -39,8 +39,15 @@ def model_file(tmp_path_factory):
     model = small_model()
     n = model.prototypes.shape[0]
     model.prototype_source.copy_(torch.arange(1000, 1000 + n))
-    save_checkpoint(path, model, META)
+    save_checkpoint(path, model, META, calibration=CALIBRATION)
     return path
+
+
+# 3AVB: no validation positive; 2AVB: two; PSVT: a degenerate slope. The rest can be assessed.
+CALIBRATION = {"slope": [0.0085 if c == "PSVT" else 1.0 for c in LABELS], "intercept": [0.3] * len(LABELS),
+               "threshold": [0.4] * len(LABELS), "fitted": [c != "3AVB" for c in LABELS],
+               "positives": [0 if c == "3AVB" else 2 if c == "2AVB" else 12 for c in LABELS]}
+NOT_ASSESSABLE = {"3AVB", "2AVB", "PSVT"}
 
 
 def test_contributions_sum_to_the_logit_for_every_label():
@@ -56,7 +63,8 @@ def test_contributions_sum_to_the_logit_for_every_label():
             assert len(contributions) == model.prototypes.shape[0]
             assert sum(contributions) == pytest.approx(e["logit"], abs=1e-4)
             assert e["logit"] == pytest.approx(float(logits[n, c]), abs=1e-5)
-            assert e["probability"] == pytest.approx(1 / (1 + np.exp(-e["logit"])), rel=1e-6)
+            assert e["uncalibrated_probability"] == pytest.approx(1 / (1 + np.exp(-e["logit"])), rel=1e-6)
+            assert e["probability"] is None and not e["assessable"] and not e["called"]  # no calibration: no probability
             pro = [p["contribution"] for p in e["evidence_for"]]
             con = [p["contribution"] for p in e["evidence_against"]]
             assert pro == sorted(pro, reverse=True) and all(c > 0 for c in pro)
@@ -120,6 +128,33 @@ def test_the_highlight_peaks_where_a_planted_pattern_was_inserted():
     assert abs(int(np.argmax(highlight)) - 725) <= 50  # burst spans samples 700-750
 
 
+def test_occluding_the_window_that_holds_the_matching_beat_lowers_the_similarity_most():
+    """Occlusion, the "where" that is shown: a prototype made from a burst (at 2.0-2.5 s in its source) is
+    matched by an ECG with the same burst at 7.0-7.5 s; blanking the 1 s windows holding it lowers the
+    similarity more than blanking any stretch of noise, and far more than the median window."""
+    from ecgproto.model.inference import predict
+    from ecgproto.trust.occlusion import where, window_drops, window_starts
+
+    model = small_model(seed=3)
+    rng = np.random.default_rng(3)
+
+    def ecg_with_burst_at(start):
+        x = 0.1 * rng.standard_normal((1, 12, 1000)).astype(np.float32)
+        x[0, :, start:start + 50] += 3 * np.sin(2 * np.pi * np.arange(50) / 10)
+        return x
+
+    source, x = ecg_with_burst_at(200), ecg_with_burst_at(700)
+    with torch.no_grad():  # prototype 0 := the latent of the source's time step holding the burst
+        model.prototypes[0] = model.addon(model.backbone(torch.from_numpy(source)).transpose(1, 2))[0][225 // 32]
+    drops = window_drops(lambda b: predict(model, b, "cpu"), x)[:, 0]
+    starts = window_starts(1000)
+    holding = [k for k, s in enumerate(starts) if s <= 700 and s + 100 >= 750]
+    elsewhere = [k for k, s in enumerate(starts) if s + 100 <= 650 or s >= 800]
+    assert min(drops[holding]) > 5 * max(drops[elsewhere])
+    found = where(drops)
+    assert found["window"] in holding and found["drop"] >= 2 * found["median_drop"]
+
+
 def test_interpretability_figures_on_a_hand_built_case():
     model = ProtoECGNet1D(SMALL, PrototypeConfig(2, 2, 2, "none"))
     with torch.no_grad():
@@ -155,23 +190,45 @@ def test_explain_cli_on_a_real_record_prints_json_of_the_stated_shape(model_file
     assert main(["explain", str(record), "--model", str(model_file), "--json", "--top", "all",
                  "--plot", str(tmp_path / "case.png")]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["record"] == "00001_lr" and doc["calibrated"] is False and doc["reliable"] is None
+    assert doc["record"] == "00001_lr" and doc["calibrated"] is True and doc["reliable"] is None
+    assert doc["measurements"]["rate_per_min"] > 0 and len(doc["measurements"]["beats"]) > 5
+    assert {n["label"] for n in doc["not_assessable"]} == NOT_ASSESSABLE
     labels = doc["labels"]
     assert [e["label"] for e in labels] == list(LABELS)
     for e in labels:
         assert {"label", "logit", "probability", "threshold", "called", "evidence_for", "evidence_against", "rest",
-                "prototypes"} <= set(e)
-        assert 0 <= e["probability"] <= 1 and e["threshold"] == 0.5
+                "prototypes", "decision", "assessable"} <= set(e)
         assert sum(p["contribution"] for p in e["prototypes"]) + e["rest"] == pytest.approx(e["logit"], abs=1e-4)
+        d = e["decision"]  # what is shown sums to the number that decides: prior + slope x (for + against + rest)
+        assert d["prior"] + d["evidence_for"] + d["evidence_against"] + d["rest"] == pytest.approx(d["calibrated_logit"],
+                                                                                                abs=1e-4)
+        if e["label"] in NOT_ASSESSABLE:
+            assert e["probability"] is None and not e["called"] and e["not_assessable_because"]
+        else:
+            assert 0 <= e["probability"] <= 1 and e["threshold"] == 0.4
+            assert e["called"] == (d["calibrated_logit"] >= d["threshold_logit"] - 1e-9)
         for p in e["prototypes"]:
             assert {"index", "class", "similarity", "weight", "contribution", "source_ecg_id"} <= set(p)
             assert p["source_ecg_id"] == 1000 + p["index"]
     assert (tmp_path / "case.png").read_bytes()[:4] == b"\x89PNG"
+    from PIL import Image
+    assert Image.open(tmp_path / "case.png").size[0] >= 1969  # a 250 mm strip at 200 dpi
     assert main(["explain", str(record), "--model", str(model_file)]) == 0
     text = capsys.readouterr().out
-    assert text.splitlines()[0].startswith("record 00001_lr: heart rate ")
-    assert "has no calibration (an older version)" in text and "has no guard" in text
-    assert "Why not (the closest labels not called):" in text
+    assert text.splitlines()[0] == "record 00001_lr" and text.splitlines()[1].startswith("measured: HR ")
+    assert "has no guard" in text and "Not assessable (no probability is shown, never called):" in text
+    why_not = text.split("Why not")[1].split("label  probability")[0] if "Why not" in text else ""
+    assert not any(f"  {code} (" in why_not for code in NOT_ASSESSABLE)  # never fills a why-not line
+
+
+def test_a_model_without_calibration_assesses_nothing(tmp_path, capsys):
+    record = _write(tmp_path / "rec", np.random.default_rng(0).standard_normal((12, 1000)) * 0.1)
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, small_model(), META)
+    assert main(["explain", str(record), "--model", str(path), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["called"] == [] and all(e["probability"] is None for e in doc["labels"])
+    assert len(doc["not_assessable"]) == len(LABELS)
 
 
 @needs_sample
@@ -181,7 +238,9 @@ def test_predict_writes_one_row_per_record(model_file, tmp_path):
                  "--batch-size", "4"]) == 0
     table = pd.read_csv(out)
     assert list(table.columns) == ["record", "reliable", "reason", "called", *LABELS] and len(table) == 10
-    assert table[list(LABELS)].apply(lambda col: col.between(0, 1)).all().all()
+    assessable = [c for c in LABELS if c not in NOT_ASSESSABLE]
+    assert table[assessable].apply(lambda col: col.between(0, 1)).all().all()
+    assert table[sorted(NOT_ASSESSABLE)].isna().all().all()  # no probability for what the model cannot assess
 
 
 def _write(path, mv, fs=100):
@@ -323,7 +382,7 @@ def test_the_real_sample_records_pass_the_signal_checks(guarded_model_file):
 
     records = sorted((SAMPLE / "records100").rglob("*.hea"))
     problems = [signal_problems(read_ecg(r.with_suffix(""))[0], dataclasses.asdict(PARAMS.guard)) for r in records]
-    assert len(records) == 10 and sum(not p for p in problems) >= 9
+    assert len(records) == 10 and sum(not p[0] for p in problems) >= 9
 
 
 def test_lead_attribution_of_a_prototype_built_from_one_lead_is_largest_on_that_lead():
@@ -340,24 +399,28 @@ def test_lead_attribution_of_a_prototype_built_from_one_lead_is_largest_on_that_
         model.prototypes[5] = model.latent(torch.from_numpy(x))[0]  # prototype 5 := this ECG
     drops = lead_attribution(lambda b: predict(model, b, "cpu"), x, 5)
     assert drops.shape == (12,) and int(np.argmax(drops)) == v1 and drops[v1] > 0
-    assert lead_shading(drops)[v1] == 1.0
+    shading = lead_shading(drops)  # absolute: full colour at a drop of 0.1, nothing under 0.01
+    assert np.allclose(shading, np.where(drops >= 0.01, np.clip(drops / 0.1, 0, 1), 0.0))
 
 
 @needs_sample
-def test_a_called_label_that_the_measured_rate_contradicts_gets_a_remark(tmp_path, capsys):
-    """Constructed: a calibration that always calls STACH, on the real sample record 2 (SBRAD)."""
+def test_a_called_label_that_the_measured_rate_contradicts_gets_a_remark_and_rests_on_the_prior(tmp_path, capsys):
+    """Constructed: a calibration whose prior always calls STACH, on the real sample record 2 (SBRAD, 50/min):
+    the call contradicts the rate, the missing SBRAD call is remarked too, and the call rests on the prior."""
     n = len(LABELS)
     stach = list(LABELS).index("STACH")
     intercept = [-100.0] * n
     intercept[stach] = 100.0
     path = tmp_path / "always_stach.pt"
-    save_checkpoint(path, small_model(), META, calibration={"slope": [0.0] * n, "intercept": intercept,
+    save_checkpoint(path, small_model(), META, calibration={"slope": [1.0] * n, "intercept": intercept,
                                                             "threshold": [0.5] * n, "fitted": [True] * n,
-                                                            "fitted_on": "constructed"})
+                                                            "positives": [10] * n, "fitted_on": "constructed"})
     assert main(["explain", str(SAMPLE / "records100/00000/00002_lr"), "--model", str(path), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["called"] == ["STACH"] and doc["heart_rate_per_min"] < 60
+    assert doc["called"] == ["STACH"] and doc["measurements"]["rate_per_min"] < 60
     assert any(r.startswith("STACH is called, but the measured rate is") for r in doc["remarks"])
+    assert any("under 60/min), but no label for a slow rhythm is called" in r for r in doc["remarks"])
+    assert doc["labels"][stach]["rests_on_prior"] is True
 
 
 @needs_sample
@@ -367,7 +430,7 @@ def test_explain_over_a_folder_writes_a_json_and_a_figure_per_record(model_file,
     names = sorted(p.stem for p in out.glob("*.json"))
     assert len(names) == 10 and names == sorted(p.stem for p in out.glob("*.png"))
     doc = json.loads((out / "00002_lr.json").read_text())
-    assert doc["record"] == "00002_lr" and doc["heart_rate_per_min"] < 60
+    assert doc["record"] == "00002_lr" and doc["measurements"]["rate_per_min"] < 60
     assert main(["explain", str(SAMPLE / "records100"), "--model", str(model_file)]) == 1
     assert "give --out-dir" in capsys.readouterr().err
 

@@ -133,6 +133,31 @@ def _conducted_beat(w: Waves, p: Patient, t_q, rr, qrs, rng, retro=False):
         w.add(t_q + 0.11, 0.015, 0.08, ECTOPIC_P_DIR)
 
 
+def true_intervals(p: Patient, hr: float, pr: float, qrs: float) -> dict:
+    """What a sinus record's waves measure, in ms, from the parameters that drew them (the reference for the
+    measurements, written to synthetic_truth.csv). Each wave is a Gaussian; it is taken to begin and end two
+    widths from its peak. QRS: from the first to the last of _conducted_beat's QRS waves with at least a
+    tenth of the R amplitude; PR: from the P wave's start to the QRS start; QT: from the QRS start to the T
+    wave's end, at the nominal RR."""
+    m = p.morph
+    s = max(qrs, 1.45) if "CLBBB" in m else qrs
+    if "CLBBB" in m:
+        start, end = 0.045 * s - 0.04 * s, 0.085 * s + 0.03 * s
+    else:
+        start = min(0.015 * s - 0.016 * s if 0.15 >= 0.1 * p.r_amp else 0.04 * s - 0.022 * s,
+                    0.015 * s - 0.024 * s if "ASMI" in m else 1.0, 0.018 * s - 0.032 * s if "IMI" in m else 1.0)
+        end = 0.07 * s + 0.022 * s
+        if "CRBBB" in m:
+            end = max(end, 0.095 + 0.032)
+        elif s > 1.15 and min(1.0, (s - 1.15) / 0.3) * 0.25 >= 0.1:
+            end = max(end, 0.095 * s + 0.024 * s)
+    rr = 60 / hr
+    qt = 0.40 * np.sqrt(min(max(rr, 0.3), 2.0)) + 0.09 * max(s - 1.0, 0.0)
+    p_start = -pr + 0.05 - 0.044
+    return {"rate_per_min": round(hr, 1), "pr_ms": round(1000 * (start - p_start), 1),
+            "qrs_ms": round(1000 * (end - start), 1), "qt_ms": round(1000 * (qt - 0.08 + 0.09 - start), 1)}
+
+
 def _ventricular_beat(w: Waves, p: Patient, t_q, direction, amp=1.6):
     """Wide QRS of ventricular origin (PVC, escape, paced) with a discordant T wave."""
     w.add(t_q + 0.035, 0.018, 0.5 * amp, direction)

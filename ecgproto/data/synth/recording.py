@@ -23,6 +23,7 @@ from ecgproto.data.synth.heart import (
     sinus,
     svarr,
     svt,
+    true_intervals,
 )
 from ecgproto.data.synth.labelling import SINUS
 
@@ -103,6 +104,7 @@ def simulate(category: str, conduction: tuple, p: Patient, rng, realism: Synthet
         pvc = category == "SR" and near and rng.random() < 0.3
         sinus(w, p, rng, hr, pr, qrs, breathing, p_dir=p_dir, pvc=pvc)
         notes["measures"] = {"rate": hr, "pr": pr, "qrs": qrs}  # what a reader measures, to label by
+        notes["truth"] = true_intervals(p, hr, pr, qrs)
         if pvc:
             codes["PVC"] = 100.0
     elif category in ("BIGU", "TRIGU"):

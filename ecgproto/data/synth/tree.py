@@ -25,6 +25,8 @@ from ecgproto.data.synth.labelling import (
 from ecgproto.data.synth.recording import simulate
 from ecgproto.files.atomic import raise_if_stopped
 
+TRUTH_INTERVALS = ("rate_per_min", "pr_ms", "qrs_ms", "qt_ms")  # sinus records only: the measurements' reference
+
 DATABASE_COLUMNS = [
     "ecg_id", "patient_id", "age", "sex", "height", "weight", "nurse", "site", "device", "recording_date",
     "report", "scp_codes", "heart_axis", "infarction_stadium1", "infarction_stadium2", "validated_by",
@@ -73,7 +75,8 @@ def generate(out: Path, n_records: int, seed: int, realism: SyntheticRealism, pr
             codes.pop("NORM", None)
             codes.update(extra)
         truth.append({"ecg_id": ecg_id, "category": categories[i], "conduction": ";".join(conducted),
-                      "other_codes": ";".join(extra), "reader_error": error})
+                      "other_codes": ";".join(extra), "reader_error": error,
+                      **{k: notes.get("truth", {}).get(k) for k in TRUTH_INTERVALS}})
         rows.append({
             "ecg_id": ecg_id, "patient_id": float(patient_of[i] + 1), "age": float(patient.age),
             "sex": patient.sex, "weight": patient.weight, "nurse": 1.0, "site": 0.0, "device": "CS-12   E",
