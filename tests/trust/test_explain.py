@@ -231,6 +231,20 @@ def test_a_model_without_calibration_assesses_nothing(tmp_path, capsys):
     assert len(doc["not_assessable"]) == len(LABELS)
 
 
+def test_predict_over_a_folder_answers_the_readable_records_and_names_the_others(model_file, tmp_path, capsys):
+    folder = tmp_path / "in"
+    for k in range(3):
+        _write(folder / f"r{k}", np.random.default_rng(k).standard_normal((12, 1000)) * 0.1)
+    (folder / "r1.dat").write_bytes(b"\x00" * 100)  # truncated
+    out = tmp_path / "calls.csv"
+    assert main(["predict", str(folder), "--out", str(out), "--model", str(model_file)]) == 1
+    assert "1 of 3 records could not be read" in capsys.readouterr().err
+    table = pd.read_csv(out).set_index("record")
+    assert len(table) == 3 and table.loc[str(folder / "r1"), "reason"].startswith("unreadable: ")
+    assert "truncated" in table.loc[str(folder / "r1"), "reason"]
+    assert table.loc[str(folder / "r0"), list(LABELS[:2])].notna().all()
+
+
 @needs_sample
 def test_predict_writes_one_row_per_record(model_file, tmp_path):
     out = tmp_path / "probs.csv"
