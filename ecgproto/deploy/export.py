@@ -4,7 +4,8 @@ The ONNX graph takes the preprocessed ECG (N, 12, T): zero-phase filtering is no
 so the filter and scaler travel as metadata and preprocessing.py applies them (NumPy/SciPy). Outputs:
 logits (N, C), similarities (N, P) and the per-time-step similarities (N, P, T/32) that say where each
 prototype matches. Everything else an explanation needs (labels, last-layer weights, prototype sources,
-near-copy groups, calibration, guard) is plain JSON metadata: an ONNX file holds no code to run.
+near-copy groups, calibration, guard) is plain JSON metadata: an ONNX file holds no code to run. The
+file carries its own digest (onnx_model.seal), which `ecgproto export` prints.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ecgproto.deploy.onnx_model import FORMAT
+from ecgproto.deploy.onnx_model import DIGEST_PROP, FORMAT, UNSEALED, seal
 from ecgproto.files.atomic import atomic_path
 from ecgproto.trust.cases import duplicate_groups
 
@@ -56,7 +57,8 @@ def _sources(state: dict) -> dict:
     if signals is None:
         return {}
     array = signals.to(torch.float16).cpu().numpy()
-    return {"source_signals": {"shape": list(array.shape), "float16_base64": base64.b64encode(array.tobytes()).decode()},
+    return {"source_signals": {"shape": list(array.shape),
+                               "float16_base64": base64.b64encode(array.tobytes()).decode()},
             "source_codes": state.get("source_codes")}
 
 
@@ -71,14 +73,15 @@ def onnx_bytes(model, n_samples: int = 1000) -> bytes:
     return buffer.getvalue()
 
 
-def export_onnx(model, state: dict, out: Path, n_samples: int = 1000) -> dict:
-    """Write the model to `out` (atomically) as ONNX with its metadata; returns the metadata."""
+def export_onnx(model, state: dict, out: Path, n_samples: int = 1000) -> str:
+    """Write the model to `out` (atomically) as ONNX with its metadata and digest; returns the digest."""
     import onnx
 
     graph = onnx.load_from_string(onnx_bytes(model, n_samples))
     meta = metadata(model, state)
-    onnx.helper.set_model_props(graph, {"ecgproto": json.dumps(meta, allow_nan=False)})
+    onnx.helper.set_model_props(graph, {"ecgproto": json.dumps(meta, allow_nan=False), DIGEST_PROP: UNSEALED})
     onnx.checker.check_model(graph)
+    data, digest = seal(graph.SerializeToString())
     with atomic_path(Path(out)) as tmp:
-        onnx.save(graph, str(tmp))
-    return meta
+        tmp.write_bytes(data)
+    return digest

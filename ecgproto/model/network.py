@@ -11,6 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ecgproto import config as bounds  # the upper bounds of params.yaml's `model`, for a model file's too
+from ecgproto.config import elided
+from ecgproto.data.ptbxl import LABELS
+
 N_LEADS = 12
 INPUT_VAR_FLOOR = 1e-2  # a flat lead (variance ~0 in standardised units) is not blown up into its noise
 
@@ -220,7 +224,87 @@ def prototype_model(m, n_classes: int) -> ProtoECGNet1D:
                                                              m.latent_activation))
 
 
+def _integers(values, low: int, high: int, count=None) -> bool:
+    return (isinstance(values, (list, tuple)) and (count is None or len(values) == count)
+            and all(isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in values))
+
+
+def _not_one_of(value, allowed) -> bool:
+    """True when `value` is not one of the strings `allowed` (a tensor or list included)."""
+    return not isinstance(value, str) or value not in allowed
+
+
+def config_problem(kind, config) -> str | None:
+    """What is wrong with an architecture read from a model file, or None: the keys and types build() needs,
+    each size within config.py's bounds (as params.yaml's), and the weights it would allocate (counted, not
+    allocated) within MAX_PARAMETERS. Checked before anything is built."""
+    if _not_one_of(kind, ("linear", "prototype")):
+        return f"kind {elided(kind)}: expected 'linear' or 'prototype'"
+    head = "n_classes" if kind == "linear" else "prototype"
+    if not (isinstance(config, dict) and set(config) == {"backbone", head} and isinstance(config["backbone"], dict)):
+        return f"config {elided(config)}: expected the keys ['backbone', {head!r}]"
+    backbone = config["backbone"]
+    if not {"widths", "depths"} <= set(backbone) <= {"widths", "depths", "stem_kernel", "input_norm"}:
+        return (f"config.backbone keys {elided(sorted(map(str, backbone)))}: expected widths, depths, stem_kernel, "
+                "input_norm")
+    widths, depths = backbone["widths"], backbone["depths"]
+    if not (_integers(widths, 1, bounds.MAX_WIDTH) and 1 <= len(widths) <= bounds.MAX_STAGES):
+        return (f"config.backbone.widths = {elided(widths)}: expected 1 to {bounds.MAX_STAGES} integers from 1 to "
+                f"{bounds.MAX_WIDTH} (MAX_WIDTH)")
+    if not _integers(depths, 1, bounds.MAX_DEPTH, len(widths)):
+        return (f"config.backbone.depths = {elided(depths)}: expected an integer from 1 to {bounds.MAX_DEPTH} "
+                f"for each of the {len(widths)} widths")
+    kernel = backbone.get("stem_kernel", BackboneConfig.stem_kernel)
+    if not _integers([kernel], 1, bounds.MAX_STEM_KERNEL) or kernel % 2 == 0:
+        return (f"config.backbone.stem_kernel = {elided(kernel)}: expected an odd integer from 1 to "
+                f"{bounds.MAX_STEM_KERNEL}")
+    if _not_one_of(backbone.get("input_norm", "none"), ("none", "lead")):
+        return f"config.backbone.input_norm = {elided(backbone['input_norm'])}: expected 'none' or 'lead'"
+    if kind == "linear":
+        if not _integers([config["n_classes"]], 1, len(LABELS)):
+            return f"config.n_classes = {elided(config['n_classes'])}: expected an integer from 1 to {len(LABELS)}"
+    else:
+        proto = config["prototype"]
+        limits = {"n_classes": len(LABELS), "prototypes_per_class": bounds.MAX_PROTOTYPES_PER_CLASS,
+                  "latent_dim": bounds.MAX_LATENT_DIM}
+        if not (isinstance(proto, dict) and set(proto) == {*limits, "latent_activation"}):
+            return f"config.prototype = {elided(proto)}: expected the keys {sorted({*limits, 'latent_activation'})}"
+        for key, high in limits.items():
+            if not _integers([proto[key]], 1, high):
+                return f"config.prototype.{key} = {elided(proto[key])}: expected an integer from 1 to {high}"
+        if _not_one_of(proto["latent_activation"], ("sigmoid", "none")):
+            return (f"config.prototype.latent_activation = {elided(proto['latent_activation'])}: expected 'sigmoid' "
+                    "or 'none'")
+    n = parameter_count(kind, config)
+    if n > bounds.MAX_PARAMETERS:
+        return (f"an architecture of {n:,} weights (widths {list(widths)}, depths {list(depths)}): over "
+                f"{bounds.MAX_PARAMETERS:,} (MAX_PARAMETERS)")
+    return None
+
+
+def parameter_count(kind: str, config: dict) -> int:
+    """count_parameters(build(kind, config)), from the sizes alone: nothing is allocated."""
+    backbone = config["backbone"]
+    widths, depths = backbone["widths"], backbone["depths"]
+    kernel = backbone.get("stem_kernel", BackboneConfig.stem_kernel)
+    n = N_LEADS * widths[0] * kernel + 2 * widths[0]  # stem convolution and batch norm
+    c_in = widths[0]
+    for i, (width, depth) in enumerate(zip(widths, depths)):
+        shortcut = (width * c_in + 2 * width) if (i > 0 or c_in != width) else 0
+        n += 3 * c_in * width + 3 * width * width + 4 * width + shortcut  # first block
+        n += (depth - 1) * (6 * width * width + 4 * width)
+        c_in = width
+    if kind == "linear":
+        return n + c_in * config["n_classes"] + config["n_classes"]
+    proto = config["prototype"]
+    d, p = proto["latent_dim"], proto["n_classes"] * proto["prototypes_per_class"]
+    return n + c_in * d + d + d * d + d + p * d + p * proto["n_classes"]
+
+
 def build(kind: str, config: dict) -> nn.Module:
+    problem = config_problem(kind, config)
+    if problem:
+        raise ValueError(problem)
     backbone = BackboneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["backbone"].items()})
     if kind == "linear":
         return LinearHeadNet(backbone, config["n_classes"])
