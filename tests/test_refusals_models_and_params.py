@@ -1,13 +1,17 @@
 """Hostile and careless input, third round (#24): a model file carries the digest of its weights and
 metadata and an edited one is refused; a model file cannot ask for gigabytes or carry a calibration, source
-ECGs or familiarity that contradict themselves; params.yaml cannot explode (aliases), hide its encoding or
-repeat a label. Each case ends in a named refusal (the CLI: exit 1, no traceback, nothing written) or in the
-right answer."""
+ECGs or familiarity that contradict themselves; downloads follow redirects only to the base URL's own scheme
+and host; params.yaml cannot explode (aliases), hide its encoding or repeat a label; the cross-validation
+results are read only in the shape they are written. Each case ends in a named refusal (the CLI: exit 1, no
+traceback, nothing written) or in the right answer."""
 import base64
 import dataclasses
 import json
 import logging
+import threading
 import time
+from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -15,6 +19,7 @@ import torch
 
 from ecgproto import config
 from ecgproto.cli import main as cli
+from ecgproto.data.download import DownloadError, Limits, download, fetch_with_retries
 from ecgproto.data.ptbxl import LABELS, N_SAMPLES, write_record
 from ecgproto.deploy.onnx_model import DIGEST_PROP, DeployedModel
 from ecgproto.errors import ConfigError, ModelError
@@ -30,6 +35,8 @@ from ecgproto.model.network import (
     count_parameters,
     parameter_count,
 )
+from ecgproto.tools import crossval
+from ecgproto.tools.physionet_server import Faults, LocalPhysioNet, _Handler
 from ecgproto.trust.guard import familiarity_reference, malformed
 
 from conftest import PARAMS, REPO
@@ -437,6 +444,110 @@ def test_an_oversized_model_file_is_refused_before_it_is_read(tmp_path, monkeypa
         DeployedModel(big)
 
 
+# --- 3. downloads: redirects to the base URL's own scheme and host only ------------------------------------
+
+class _Redirector(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.server.asked.append(self.path)
+        self.send_response(302)
+        self.send_header("Location", self.server.to(self.path))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def _serve(handler, **attributes):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    for key, value in attributes.items():
+        setattr(server, key, value)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+@pytest.fixture
+def real_server(tiny_tree):
+    s = LocalPhysioNet(tiny_tree)
+    yield s
+    s.stop()
+
+
+@pytest.mark.parametrize("target", ["other server", "file", "ftp", "https on the same host"])
+def test_a_redirect_away_from_the_base_url_fails_naming_both_urls(real_server, tmp_path, target):
+    redirector, origin = _serve(_Redirector, asked=[], to=None)
+    port = redirector.server_port
+    redirector.to = {"other server": lambda path: real_server.url + path.rsplit("/", 1)[1],
+                     "file": lambda path: "file:///etc/passwd",
+                     "ftp": lambda path: f"ftp://127.0.0.1:{port}/x",
+                     "https on the same host": lambda path: f"https://127.0.0.1:{port}{path}"}[target]
+    base = f"{origin}/files/ptb-xl/1.0.3/"
+    try:
+        with pytest.raises(DownloadError) as info:
+            download(tmp_path / "dl", base, limits=Limits(retries=2, backoff=0.01))
+    finally:
+        redirector.shutdown()
+        redirector.server_close()
+    message = str(info.value)
+    assert f"the server redirects {base}SHA256SUMS.txt to " in message and "refusing to follow it" in message
+    assert redirector.to("/x/SHA256SUMS.txt")[:20] in message
+    assert len(redirector.asked) == 1  # refused at once, never retried
+    assert not real_server.faults.requests  # nothing fetched from the other server
+    assert not (tmp_path / "dl" / "SHA256SUMS.txt").exists()
+
+
+class _MovedHere(_Handler):
+    """The tree under /files/ptb-xl/1.0.3/, and /old/... redirected to it on the same host; one record sent
+    to another server."""
+
+    def do_GET(self):
+        if self.path.startswith("/old/"):
+            self.send_response(301)
+            self.send_header("Location", "/files/ptb-xl/1.0.3/" + self.path[len("/old/"):])
+            self.end_headers()
+            return
+        if self.path.endswith("00002_lr.dat") and self.server.elsewhere:
+            self.send_response(302)
+            self.send_header("Location", self.server.elsewhere)
+            self.end_headers()
+            return
+        super().do_GET()
+
+
+def test_a_redirect_on_the_same_host_is_followed_and_one_elsewhere_fails_that_file_only(tiny_tree, real_server,
+                                                                                       tmp_path):
+    handler = partial(_MovedHere, faults=Faults(), prefix="/files/ptb-xl/1.0.3/", root=tiny_tree,
+                      directory=str(tiny_tree))
+    server, origin = _serve(handler, elsewhere=None)
+    try:
+        got = download(tmp_path / "dl", f"{origin}/old/", jobs=4)
+        assert got["fetched"] == got["files"] > 300
+        server.elsewhere = real_server.url + "records100/00000/00002_lr.dat"
+        with pytest.raises(DownloadError) as info:
+            download(tmp_path / "dl2", f"{origin}/old/", jobs=4, limits=Limits(retries=0))
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(info.value)
+    assert message.startswith("1 of ") and "00002_lr.dat: the server redirects" in message
+    assert real_server.url in message and "refusing to follow it" in message
+    assert not real_server.faults.requests
+    assert not (tmp_path / "dl2/records100/00000/00002_lr.dat").exists()
+    assert (tmp_path / "dl2/records100/00000/00001_lr.dat").is_file()
+
+
+@pytest.mark.parametrize("url", ["file:///etc/", "ftp://127.0.0.1/ptb-xl/", "/tmp/ptb-xl/", "data:,x",
+                                 "http:///nohost/"])
+def test_only_http_and_https_base_urls_are_fetched(tmp_path, capsys, url):
+    with pytest.raises(DownloadError, match="expected an http:// or https:// URL"):
+        download(tmp_path / "dl", url)
+    with pytest.raises(DownloadError, match="expected an http:// or https:// URL"):
+        fetch_with_retries(url + "SHA256SUMS.txt", tmp_path / "x", None, Limits())
+    _refused(capsys, ["download", str(tmp_path / "dl"), "--base-url", url], "expected an http:// or https:// URL")
+    assert not (tmp_path / "dl").exists() and not (tmp_path / "x").exists()
+
+
 # --- 4. params.yaml ---------------------------------------------------------------------------------------
 
 def _params_file(tmp_path, edit=None, text=None):
@@ -520,3 +631,75 @@ def test_odd_yaml_gives_a_named_error(tmp_path, text, message):
     with pytest.raises(ConfigError) as info:
         config.load(_params_file(tmp_path, text=text))
     assert message in str(info.value)
+
+
+# --- 5. cross-validation results of the wrong shape ---------------------------------------------------------
+
+def _run(value=0.8, **changes):
+    run = {m: {"macro_auroc": value, "macro_auroc_ci_low": value - 0.05, "macro_auroc_ci_high": value + 0.05,
+               "macro_auroc_labels_with_10_positives": value} for m in ("final", "projected", "joint", "baseline")}
+    return {**run, "overrides": "", "commit": "abc", **changes}
+
+
+def _mean(**changes):
+    mean = {m: {"macro_auroc_mean": 0.8, "macro_auroc_min": 0.8, "macro_auroc_max": 0.8}
+            for m in ("final", "projected", "joint", "baseline")}
+    return {**mean, "seeds": "1", **changes}
+
+
+GOOD = {"params": {"seed1": _run(), "mean_over_seeds": _mean()}}
+
+
+@pytest.mark.parametrize("doc, message", [
+    ([GOOD], "expected a JSON object of recipes, not a list"),
+    ("results", "expected a JSON object of recipes, not a string"),
+    ({"params": [1, 2]}, "recipe 'params': expected an object of runs by seed, not a list"),
+    ({"params": {"seed1": "0.8", "mean_over_seeds": _mean()}}, "recipe 'params', seed1: expected an object, not a "
+                                                               "string"),
+    ({"params": {"seedX": _run(), "mean_over_seeds": _mean()}}, "key 'seedX': expected seed<N> or mean_over_seeds"),
+    ({"params": {"seed1": _run()}}, "expected at least one seed<N> and mean_over_seeds"),
+    ({"params": {"mean_over_seeds": _mean()}}, "expected at least one seed<N> and mean_over_seeds"),
+    ({"params": {"seed1": {k: v for k, v in _run().items() if k != "final"}, "mean_over_seeds": _mean()}},
+     "recipe 'params', seed1: final: expected an object of figures, not null"),
+    ({"params": {"seed1": _run(final={"macro_auroc": "0.8", "macro_auroc_ci_low": 0.7, "macro_auroc_ci_high": 0.9}),
+                 "mean_over_seeds": _mean()}}, "seed1: final.macro_auroc = '0.8': expected a number from 0 to 1"),
+    ({"params": {"seed1": _run(final={"macro_auroc": 0.8, "macro_auroc_ci_low": 0.7}), "mean_over_seeds": _mean()}},
+     "final.macro_auroc_ci_high = None: expected a number from 0 to 1 (missing)"),
+    ({"params": {"seed1": _run(final={"macro_auroc": True, "macro_auroc_ci_low": 0.7, "macro_auroc_ci_high": 0.9}),
+                 "mean_over_seeds": _mean()}}, "final.macro_auroc = True"),
+    ({"params": {"seed1": _run(value=80.0), "mean_over_seeds": _mean()}}, "= 80.0: expected a number from 0 to 1"),
+    ({"params": {"seed1": _run(overrides=["train.lr=0.1"]), "mean_over_seeds": _mean()}},
+     "seed1: overrides = ['train.lr=0.1']: expected text, not a list"),
+    ({"params": {"seed1": _run(), "mean_over_seeds": _mean(seeds=[1])}}, "mean_over_seeds: seeds = [1]: expected "
+                                                                        "text"),
+    ({"params": {"seed1": _run(), "mean_over_seeds": _mean(final={"macro_auroc_mean": "x"})}},
+     "mean_over_seeds: final.macro_auroc_mean = 'x'"),
+])
+def test_summary_and_repool_refuse_results_of_the_wrong_shape_and_change_nothing(tiny_tree, tmp_path, monkeypatch,
+                                                                                  capsys, doc, message):
+    monkeypatch.chdir(REPO)  # --repool reads this checkout's params.yaml
+    out = tmp_path / "cv.json"
+    out.write_text(json.dumps(doc))
+    before = out.read_bytes(), out.stat().st_mtime_ns
+    _refused(capsys, ["crossval", "--summary", "--out", str(out)], message)
+    _refused(capsys, ["crossval", "--repool", "--out", str(out), "--folder", str(tiny_tree), "--workdir",
+                      str(tmp_path / "work")], message)
+    assert (out.read_bytes(), out.stat().st_mtime_ns) == before
+    assert not (tmp_path / "cv_per_label.json").exists() and not (tmp_path / "work").exists()
+    with pytest.raises(ConfigError, match="cross-validation results: "):
+        crossval.markdown(doc)
+
+
+def test_summary_of_a_well_formed_file_and_a_mis_shaped_per_label_file(tiny_tree, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "cv.json"
+    out.write_text(json.dumps(GOOD))
+    assert cli(["crossval", "--summary", "--out", str(out)]) == 0
+    assert "| params | (params.yaml) | 1 | 0.800 (0.750-0.850)" in capsys.readouterr().out
+    per_label = tmp_path / "cv_per_label.json"
+    per_label.write_text(json.dumps({"params": ["final"]}))
+    before = out.read_bytes(), per_label.read_bytes()
+    _refused(capsys, ["crossval", "--repool", "--out", str(out), "--folder", str(tiny_tree), "--workdir",
+                      str(tmp_path / "work")], "cv_per_label.json: recipe 'params': expected an object")
+    assert (out.read_bytes(), per_label.read_bytes()) == before
+

@@ -3,8 +3,9 @@
 The server's SHA256SUMS.txt is the manifest: every file is checked against it, written under a
 temporary name and renamed only once verified, so a stopped run leaves only whole, verified files
 and the next run fetches just what is missing. The server is not trusted: manifest paths must stay
-inside the download folder, each file has a deadline and a size cap, and Ctrl-C (or SIGTERM) stops
-the workers within one network read.
+inside the download folder, each file has a deadline and a size cap, a redirect is followed only to the
+base URL's own scheme and host (never file:, ftp: or another server), and Ctrl-C (or SIGTERM) stops the
+workers within one network read.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import random
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -41,6 +43,53 @@ class _Deadline(Exception):
 
 class _Stopped(Exception):
     """The user stopped the download (Ctrl-C, SIGTERM): no retry, no further file."""
+
+
+def _origin(url: str) -> tuple:
+    """(scheme, host, port) of an http(s) URL; ValueError for any other URL."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url[:200]}: expected an http:// or https:// URL (not {scheme or 'a path'}:)")
+    return scheme, parts.hostname.lower(), parts.port or {"http": 80, "https": 443}[scheme]
+
+
+def check_url(url: str) -> None:
+    """DownloadError unless `url` is an http(s) URL: file:, ftp: and the like are never fetched."""
+    try:
+        _origin(url)
+    except ValueError as exc:
+        raise DownloadError(f"base URL {exc}") from None
+
+
+class _SameOrigin(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to the scheme, host and port of the URL first asked for; anything else
+    (another server, https to http, file:, ftp:) fails naming both URLs, and is not retried."""
+
+    def __init__(self, first: str):
+        super().__init__()
+        self.first = first
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        # before urllib's own handling, which would retry a refused scheme (file:) as a network error
+        target = urllib.parse.urljoin(req.full_url, headers.get("location") or headers.get("uri") or "")
+        try:
+            same = _origin(target) == _origin(self.first)
+        except ValueError:
+            same = False
+        if not same:
+            raise _Permanent(f"the server redirects {self.first} to {target[:200]}, not the base URL's scheme and "
+                             "host; refusing to follow it")
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+def _open(url: str, timeout: float):
+    """urlopen for http(s) only, with redirects kept to the URL's own scheme and host."""
+    _origin(url)  # ValueError for another scheme: never handed to urllib's file: or ftp: handlers
+    opener = urllib.request.build_opener(_SameOrigin(url))
+    return opener.open(url, timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -73,7 +122,7 @@ def _fetch(url: str, target: Path, digest: str | None, limits: Limits, stop: thr
     target.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     try:
-        with urllib.request.urlopen(url, timeout=limits.timeout) as response, open(tmp, "wb") as f:
+        with _open(url, limits.timeout) as response, open(tmp, "wb") as f:
             announced = response.headers.get("Content-Length")
             if announced and announced.isdigit() and int(announced) > limits.max_bytes:
                 raise _Permanent(f"the server announces {int(announced)} bytes, over the cap of {limits.max_bytes}")
@@ -108,6 +157,7 @@ def fetch_with_retries(url: str, target: Path, digest: str | None, limits: Limit
                        stop: threading.Event | None = None) -> int:
     """_fetch, retried with exponential backoff and jitter; raises DownloadError naming target."""
     stop = stop or threading.Event()
+    check_url(url)
     for attempt in range(limits.retries + 1):
         try:
             return _fetch(url, target, digest, limits, stop)
@@ -135,6 +185,7 @@ def download(out: Path, url: str, jobs: int = 8, include_500hz: bool = False, li
     next network read, queued files are dropped, and the interrupt is raised again."""
     from tqdm import tqdm
 
+    check_url(url)  # before anything is created
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ecgproto.config import elided
 from ecgproto.errors import ConfigError, RecordError
 from ecgproto.evaluation.metrics import MODEL_FILES, evaluable, macro_auroc, read_predictions, summarise
 from ecgproto.tools.clone import clone_head, head, stop_group
@@ -124,17 +126,81 @@ def across_seeds(runs: dict) -> dict:
     return out
 
 
-def read_results(path: Path) -> dict:
-    """The results so far; an unreadable file is an error, never silently replaced."""
+RUN_FIGURES = ("macro_auroc", "macro_auroc_ci_low", "macro_auroc_ci_high")
+MEAN_FIGURES = ("macro_auroc_mean", "macro_auroc_min", "macro_auroc_max")
+
+
+def read_results(path: Path, figures: bool = True, per_label: bool = False) -> dict:
+    """The results so far, checked to have the shape this module writes (results_problem; per_label: the
+    per-label file's, {recipe: {seed<N>: {model: {label: AUROC}}}}); an unreadable or mis-shaped file is an
+    error naming what is wrong, never silently replaced or half used."""
     if not path.exists():
         return {}
     try:
         doc = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: unreadable ({exc}); move it away to start a new one") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a JSON object of recipes")
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path}: unreadable ({str(exc)[:200]}); move it away to start a new one") from None
+    problem = _runs_problem(doc) if per_label else results_problem(doc, figures)
+    if problem:
+        raise ConfigError(f"{path}: {problem}; not a cross-validation results file as `ecgproto crossval` writes "
+                          "it (move it away to start a new one)")
     return doc
+
+
+def _kind(value) -> str:
+    """The JSON name of value's type."""
+    if isinstance(value, bool):
+        return "true/false"
+    return {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _runs_problem(doc) -> str | None:
+    """{recipe: {seed<N> or mean_over_seeds: object}}, or what is not."""
+    if not isinstance(doc, dict):
+        return f"expected a JSON object of recipes, not {_kind(doc)}"
+    for name, runs in doc.items():
+        if not isinstance(runs, dict):
+            return f"recipe {elided(name)}: expected an object of runs by seed, not {_kind(runs)}"
+        for key, run in runs.items():
+            if key != "mean_over_seeds" and not re.fullmatch(r"seed[0-9]{1,9}", key):
+                return f"recipe {elided(name)}: key {elided(key)}: expected seed<N> or mean_over_seeds"
+            if not isinstance(run, dict):
+                return f"recipe {elided(name)}, {key}: expected an object, not {_kind(run)}"
+    return None
+
+
+def results_problem(doc, figures: bool = True) -> str | None:
+    """What keeps a results document from being read (None when nothing does): {recipe: {"seed<N>": run,
+    "mean_over_seeds": mean}}, overrides and commit as text; with figures, each model's pooled macro-AUROC and
+    its interval (or, over seeds, mean, min and max) as numbers from 0 to 1, and the seeds as text."""
+    problem = _runs_problem(doc)
+    if problem or not figures:
+        return problem
+    frequent = f"macro_auroc_labels_with_{FREQUENT}_positives"
+    for name, runs in doc.items():
+        seeds = [k for k in runs if k != "mean_over_seeds"]
+        if not seeds or "mean_over_seeds" not in runs:
+            return (f"recipe {elided(name)}: expected at least one seed<N> and mean_over_seeds, found "
+                    f"{elided(list(runs))}")
+        for key, run in runs.items():
+            where = f"recipe {elided(name)}, {key}"
+            for text in ("overrides", "commit", "seeds"):
+                if text in run and run[text] is not None and not isinstance(run[text], str):
+                    return f"{where}: {text} = {elided(run[text])}: expected text, not {_kind(run[text])}"
+            if key == "mean_over_seeds" and not isinstance(run.get("seeds"), str):
+                return f"{where}: seeds: expected the seeds as text (e.g. '1 2 3'), not {_kind(run.get('seeds'))}"
+            for model in MODEL_FILES:
+                figures_of = run.get(model)
+                if not isinstance(figures_of, dict):
+                    return f"{where}: {model}: expected an object of figures, not {_kind(figures_of)}"
+                wanted = MEAN_FIGURES if key == "mean_over_seeds" else RUN_FIGURES
+                for field in (*wanted, *([frequent] if frequent in figures_of else [])):
+                    value = figures_of.get(field)
+                    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                        return (f"{where}: {model}.{field} = {elided(value)}: expected a number from 0 to 1"
+                                + ("" if field in figures_of else " (missing)"))
+    return None
 
 
 def _check_same_recipe(results: dict, name: str, seed: int, overrides: str, out: Path) -> None:
@@ -162,8 +228,8 @@ def repool(folder: Path, workdir: Path, out: Path, per_label_out: Path, params, 
     what is computed, not to what is trained); the run's commit, overrides and times stay as recorded."""
     from ecgproto.files.atomic import write_json
 
+    results, per_label_doc = read_results(out), read_results(per_label_out, per_label=True)  # before any work
     fold_of = folds_of(Path(folder).resolve())
-    results, per_label_doc = read_results(out), read_results(per_label_out)
     for name, runs in results.items():
         for key in [k for k in runs if k.startswith("seed")]:
             base = Path(workdir).resolve() / name / key
@@ -195,8 +261,10 @@ def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Pat
     if not name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"recipe name {name!r}: use letters, digits, - and _ only")
     fold_of = folds_of(folder)
-    results, per_label_doc = read_results(out), read_results(per_label_out)  # refuse before hours of work
+    # refuse before hours of work: a file that is not one of ours, a seed run with another recipe
+    results, per_label_doc = read_results(out, figures=False), read_results(per_label_out, per_label=True)
     _check_same_recipe(results, name, seed, " ".join(extra), out)
+    read_results(out)
     repo = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                                check=True).stdout.strip())
     base = Path(workdir).resolve() / name / f"seed{seed}"
@@ -218,7 +286,7 @@ def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Pat
     results = read_results(out)  # again: another recipe may have finished meanwhile
     results.setdefault(name, {})[f"seed{seed}"] = summary
     results[name]["mean_over_seeds"] = across_seeds(results[name])
-    per_label_doc = read_results(per_label_out)
+    per_label_doc = read_results(per_label_out, per_label=True)
     per_label_doc.setdefault(name, {})[f"seed{seed}"] = per_label
     write_json(out, results)
     write_json(per_label_out, per_label_doc)
@@ -239,18 +307,24 @@ def table(summary: dict) -> str:
 
 def markdown(results: dict) -> str:
     """Every recipe and seed in the results file as one table (docs/experiments.md quotes it): pooled
-    macro-AUROC (95% interval) of each model, then final and baseline over the frequent labels only."""
+    macro-AUROC (95% interval) of each model, then final and baseline over the frequent labels only.
+    ConfigError for results of another shape (results_problem)."""
+    problem = results_problem(results)
+    if problem:
+        raise ConfigError(f"cross-validation results: {problem}")
     frequent = f"macro_auroc_labels_with_{FREQUENT}_positives"
     lines = [f"| recipe | overrides | seed | {' | '.join(MODEL_FILES)} | final, {FREQUENT}+ positives | "
              f"baseline, {FREQUENT}+ positives |", "| --- | --- | ---: |" + " ---: |" * (len(MODEL_FILES) + 2)]
     for name, runs in results.items():
         for key in sorted((k for k in runs if k.startswith("seed")), key=lambda k: int(k[4:])):
             run = runs[key]
-            cells = [f"{run[m]['macro_auroc']:.3f} ({run[m]['macro_auroc_ci_low']:.3f}-{run[m]['macro_auroc_ci_high']:.3f})"
-                     for m in MODEL_FILES] + [f"{run[m].get(frequent, float('nan')):.3f}" for m in ("final", "baseline")]
+            cells = [f"{run[m]['macro_auroc']:.3f} ({run[m]['macro_auroc_ci_low']:.3f}-"
+                     f"{run[m]['macro_auroc_ci_high']:.3f})" for m in MODEL_FILES]
+            cells += [f"{run[m].get(frequent, float('nan')):.3f}" for m in ("final", "baseline")]
             lines.append(f"| {name} | {run.get('overrides') or '(params.yaml)'} | {key[4:]} | {' | '.join(cells)} |")
         mean = runs["mean_over_seeds"]
-        cells = [f"**{mean[m]['macro_auroc_mean']:.3f}** ({mean[m]['macro_auroc_min']:.3f}-{mean[m]['macro_auroc_max']:.3f})"
-                 for m in MODEL_FILES] + [f"**{mean[m].get(frequent, float('nan')):.3f}**" for m in ("final", "baseline")]
+        cells = [f"**{mean[m]['macro_auroc_mean']:.3f}** ({mean[m]['macro_auroc_min']:.3f}-"
+                 f"{mean[m]['macro_auroc_max']:.3f})" for m in MODEL_FILES]
+        cells += [f"**{mean[m].get(frequent, float('nan')):.3f}**" for m in ("final", "baseline")]
         lines.append(f"| **{name}, mean (range)** | | {mean['seeds']} | {' | '.join(cells)} |")
     return "\n".join(lines)
