@@ -88,14 +88,42 @@ def _explain(args) -> str:
     from ecgproto.deploy.explain_records import default_model, explain_records
 
     return explain_records(args.record, args.model or default_model(), args.runtime, args.top, args.json, args.plot, args.out_dir,
-                           args.overwrite, expect_sha256=args.expect_sha256)
+                           args.overwrite, expect_sha256=args.expect_sha256, plots=args.plots)
 
 
 def _predict(args) -> str:
     from ecgproto.deploy.predict_records import predict_records
 
-    return predict_records(args.records, args.out, args.model, args.runtime, args.batch_size,
+    return predict_records(args.records, args.out, args.model, args.runtime,
                            expect_sha256=args.expect_sha256)
+
+
+def _external(args) -> str:
+    from ecgproto.deploy.predictor import open_model
+    from ecgproto.evaluation.external import MIN_POSITIVES, evaluate_external
+    from ecgproto.files.atomic import check_writable, refuse_inputs, write_json
+
+    models = {"final": args.model, **({"baseline": args.baseline} if args.baseline else {})}
+    if args.out:
+        check_writable(Path(args.out), "--out")
+        refuse_inputs([args.out], list(models.values()), "--out")
+    runners = {name: open_model(Path(path)) for name, path in models.items()}
+    folders = [Path(args.folder)]
+    if args.by_folder:
+        folders = sorted(p for p in Path(args.folder).iterdir() if p.is_dir())
+    key = f"macro_auroc_labels_with_{MIN_POSITIVES}_positives"
+    lines, results = [], {}
+    for folder in folders:
+        result = evaluate_external(folder, runners, args.bootstrap, args.seed)
+        results[folder.name] = result
+        per_label = ", ".join(f"{c} {v['auroc']} ({v['positives']})" for c, v in result["final"]["per_label"].items())
+        lines.append(f"{folder}: {result['scored']} of {result['records']} scored, {len(result['unreadable'])} "
+                     f"unreadable, {result['refused_by_guard']} refused by the guard; final {key} "
+                     f"{result['final'][key]}" + (f", baseline {result['baseline'][key]}" if "baseline" in result
+                                                  else "") + f"; final per label (positives): {per_label}")
+    if args.out:
+        write_json(Path(args.out), results if args.by_folder else results[folders[0].name])
+    return "\n".join(lines)
 
 
 def _export(args) -> str:
@@ -201,8 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("synth", help="write a synthetic PTB-XL tree (exact PTB-XL layout, 100 Hz)")
     p.add_argument("out", help="output folder (new or empty)")
-    p.add_argument("--records", type=_positive_int, default=2000)
-    p.add_argument("--seed", type=_count, default=42)
+    p.add_argument("--records", type=_positive_int, default=2000, help="how many records (default: %(default)s)")
+    p.add_argument("--seed", type=_count, default=42, help="the same seed, size and realism give the same bytes "
+                   "(default: %(default)s)")
     p.add_argument("--params", default="params.yaml", help="its data.synthetic_realism sets how hard the ECGs are "
                    "(default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT even if it holds files (all of them go)")
@@ -229,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=_top, default=3, help="prototypes per side (for, against) per label, or 'all' (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON: a list of labels with their prototypes")
     p.add_argument("--plot", help="also draw the explanation into this figure file (.png, .svg or .pdf)")
+    p.add_argument("--plots", action="store_true", help="with --out-dir: a figure per record too (about a second "
+                   "each; JSON alone takes milliseconds)")
     p.add_argument("--overwrite", action="store_true", help="with --out-dir: replace JSON and figure files already "
                    "there (an input is never replaced)")
     p.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto",
@@ -237,16 +268,32 @@ def build_parser() -> argparse.ArgumentParser:
                    "is this one (`ecgproto export` prints it)")
     p.set_defaults(func=_explain)
 
-    p = sub.add_parser("predict", help="label probabilities for many records into a CSV file")
+    p = sub.add_parser("predict", help="label probabilities for many records into a CSV file",
+                       description="One CSV row per record: record (its path), reliable (the guard's verdict: True, "
+                       "False, or empty for a model without a guard), reason (why not reliable, or 'unreadable: ...'), "
+                       "called (the labels called, space-separated), windows (how many 10 s windows were read; a record over "
+                       "10 s is read every 5 s and its probabilities are the mean over the windows the guard passes), "
+                       "then one column per label with its calibrated "
+                       "probability, empty for a label the model cannot assess. Exit 1 when a record could not be "
+                       "read (its row says why; the others are answered).")
     p.add_argument("records", nargs="+", help="WFDB record paths (without extension) or folders of records")
     p.add_argument("--out", required=True, help="CSV file to write (record, one column per label)")
     p.add_argument("--model", default="models/final.pt", help="model file (default: %(default)s)")
-    p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto",
                    help="auto: onnx for a .onnx model file (no PyTorch import), torch otherwise")
     p.add_argument("--expect-sha256", type=_sha256, metavar="HEX", help="refuse the model file unless its digest "
                    "is this one (`ecgproto export` prints it)")
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("evaluate-external", help="score models on other hospitals' ECGs (Challenge format, SNOMED-CT)")
+    p.add_argument("folder", help="a folder of PhysioNet/CinC Challenge records (WFDB headers with '#Dx:' lines)")
+    p.add_argument("--model", default="models/final.pt", help="model file (default: %(default)s)")
+    p.add_argument("--baseline", help="a second model file scored beside it, e.g. models/baseline.pt")
+    p.add_argument("--by-folder", action="store_true", help="score each subfolder (source database) on its own")
+    p.add_argument("--bootstrap", type=_positive_int, default=1000, help="bootstrap resamples (default: %(default)s)")
+    p.add_argument("--seed", type=_count, default=0, help="bootstrap seed (default: %(default)s)")
+    p.add_argument("--out", help="also write the result as JSON here")
+    p.set_defaults(func=_external)
 
     p = sub.add_parser("export", help="write the final prototype model as ONNX, to run without PyTorch")
     p.add_argument("model", help="prototype model file, e.g. models/final.pt")
@@ -254,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export)
 
     p = sub.add_parser("bench", help="efficiency benchmark: default model vs published-size ResNet-18")
-    p.add_argument("--out", default="benchmarks/bench.json", help="result file (default: %(default)s)")
+    p.add_argument("--out", default="data/bench.json", help="result file (default: %(default)s, a scratch path; "
+                   "`make bench` writes the committed benchmarks/bench.json)")
     p.add_argument("--repeats", type=_positive_int, default=5, help="timed repeats per measure; the median is quoted")
     p.set_defaults(func=_bench)
 

@@ -259,6 +259,11 @@ class TransferParams:
 
 
 @dataclass(frozen=True)
+class ExternalParams:
+    folder: str  # other hospitals' ECGs in the PhysioNet/CinC Challenge format (stage `external`); may be absent
+
+
+@dataclass(frozen=True)
 class PretrainParams:
     synthetic_records: int  # 0: no pretraining
     synthetic_seed: int     # not data.synthetic_seed: a synthetic demo's test ECGs must not be pretrained on
@@ -318,6 +323,7 @@ class Params:
     guard: GuardParams
     evaluate: EvaluateParams
     transfer: TransferParams
+    external: ExternalParams
     explain: ExplainParams
 
     def validate(self):

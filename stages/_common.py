@@ -54,3 +54,16 @@ def training_curves(name):
         live.next_step()
 
     return on_epoch
+
+
+def resolve(folder: str) -> Path:
+    """A relative folder from params.yaml (transfer.folder, external.folder) is taken from the repository the run belongs to: `dvc exp run --temp`
+    runs in <repository>/.dvc/tmp/exps/<run>, where ../shared would point elsewhere."""
+    path = Path(folder)
+    if path.is_absolute():
+        return path
+    here = Path.cwd().resolve()
+    for parent in (here, *here.parents):
+        if parent.name == "exps" and parent.parent.name == "tmp" and parent.parent.parent.name == ".dvc":
+            return parent.parent.parent.parent / path
+    return path

@@ -16,7 +16,7 @@ def main(params):
         "data": read_json("metrics/data.json"), "evaluation": read_json("metrics/evaluate.json"),
         "per_label": read_json("metrics/per_label.json"), "sizes": read_json("metrics/model_size.json"),
         "interpretability": read_json("metrics/interpretability.json"),
-        "transfer": read_json("metrics/transfer.json"),
+        "transfer": read_json("metrics/transfer.json"), "external": read_json("metrics/external.json"),
         "cases": read_json(OUT / "explain/cases.json"),
         "gallery": {p.stem for p in (OUT / "explain/gallery").glob("*.png")},
         "bench": read_json("benchmarks/bench.json") if Path("benchmarks/bench.json").is_file() else None,

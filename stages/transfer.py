@@ -11,20 +11,7 @@ from ecgproto.evaluation import transfer
 from ecgproto.evaluation.metrics import MODEL_FILES
 from ecgproto.files.atomic import write_json
 
-from _common import run, seeded_device
-
-
-def resolve(folder: str) -> Path:
-    """A relative transfer.folder is taken from the repository the run belongs to: `dvc exp run --temp`
-    runs in <repository>/.dvc/tmp/exps/<run>, where ../shared would point elsewhere."""
-    path = Path(folder)
-    if path.is_absolute():
-        return path
-    here = Path.cwd().resolve()
-    for parent in (here, *here.parents):
-        if parent.name == "exps" and parent.parent.name == "tmp" and parent.parent.parent.name == ".dvc":
-            return parent.parent.parent.parent / path
-    return path
+from _common import resolve, run, seeded_device
 
 
 def main(params):

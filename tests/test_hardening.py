@@ -360,8 +360,8 @@ def test_malformed_metadata_and_records_get_named_errors(tiny_tree, tmp_path):
 
 def test_cli_options_and_outputs_are_checked_before_the_work(tiny_tree, tmp_path, capsys):
     record = str(tiny_tree / "records100/00000/00001_lr")
-    for args in (["predict", record, "--out", "x.csv", "--batch-size", "0"],
-                 ["predict", record, "--out", "x.csv", "--batch-size", "-1"],
+    for args in (["predict", record, "--out", "x.csv", "--runtime", "tensorflow"],
+                 ["synth", str(tmp_path / "s"), "--records", "-1"],
                  ["download", str(tmp_path / "d"), "--retries", "-1"],
                  ["explain", record, "--top", "0"]):
         with pytest.raises(SystemExit) as info:

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from ecgproto.data.filters import highpass
 from ecgproto.data.wfdb_record import records_in
 from ecgproto.deploy.predictor import open_model
-from ecgproto.deploy.preprocessing import preprocess, read_ecg, to_millivolts
-from ecgproto.errors import ConfigError
+from ecgproto.deploy.preprocessing import read_ecg, to_millivolts
+from ecgproto.deploy.recordings import AGGREGATION, answer
+from ecgproto.errors import ConfigError, RecordError
 from ecgproto.files.atomic import atomic_path, check_writable, record_inputs, refuse_inputs
 from ecgproto.report.ecgplot import FIGURE_FORMATS, draw_explanation, leading_prototype
 from ecgproto.trust.evidence import lead_attribution, lead_shading
@@ -23,13 +25,14 @@ from ecgproto.trust.explanation_text import as_text
 
 
 def explain_records(paths, model_path, runtime: str, top, as_json: bool, plot, out_dir, overwrite: bool,
-                    expect_sha256=None) -> str:
-    """One record: first whether it can be read, then every label's calibrated probability and threshold,
-    and both sides of the logit of the called labels and of the closest labels not called. Several
-    records or folders: a JSON and a figure per record into --out-dir, the model run in batches."""
+                    expect_sha256=None, plots: bool = False) -> str:
+    """One record: its explanation as text, JSON (as_json) and a figure (plot). Several records or folders:
+    a JSON per record into out_dir, and a figure too with plots; a record that cannot be read gets a JSON
+    saying why, and the others are answered."""
     many = len(paths) > 1 or any(Path(r).is_dir() for r in paths)
     if many and not out_dir:
-        raise ConfigError("several records or a folder: give --out-dir, where a JSON and a figure per record go")
+        raise ConfigError("several records or a folder: give --out-dir, where a JSON (and with --plots a figure) per "
+                          "record goes")
     records = records_in(paths)
     inputs = [Path(model_path), *(f for r in records for f in record_inputs(r))]
     plot_format = None
@@ -45,7 +48,7 @@ def explain_records(paths, model_path, runtime: str, top, as_json: bool, plot, o
         names = [r.name for r in records]
         if len(set(names)) != len(names):
             raise ConfigError("--out-dir: two records share a name; explain them in separate runs")
-        planned = [out_dir / f"{name}.{suffix}" for name in names for suffix in ("json", "png")]
+        planned = [out_dir / f"{name}.{suffix}" for name in names for suffix in (("json", "png") if plots else ("json",))]
         refuse_inputs(planned, inputs, "--out-dir")
         there = [p for p in planned if os.path.lexists(p)]
         if there and not overwrite:
@@ -60,32 +63,64 @@ def explain_records(paths, model_path, runtime: str, top, as_json: bool, plot, o
     if not runner.explainable:
         raise ConfigError(f"{model_path}: a model without prototypes has nothing to explain with; use models/final.pt")
     sources = source_measurements(runner)
-    texts = []
-    for start in range(0, len(records), 64):
-        chunk = records[start:start + 64]
-        read = [read_ecg(r) for r in chunk]
-        for _, note in read:
-            if note:
-                print(note, file=sys.stderr)
-        millivolts = np.stack([signal for signal, _ in read])
-        x = preprocess(millivolts, runner.meta["preprocessing"])
-        out = runner.outputs(x)
-        for n, record in enumerate(chunk):
-            one = {k: v[n:n + 1] for k, v in out.items()}
-            doc = explain_ecg(runner, millivolts[n], x[n:n + 1], one, top, sources, record.name)
-            if many or plot:
-                plot_one(runner, millivolts[n], x[n:n + 1], doc, sources, top,
-                         out_dir / f"{record.name}.png" if many else Path(plot), plot_format or "png")
-            if many:
-                with atomic_path(out_dir / f"{record.name}.json") as tmp:
-                    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-            elif as_json:
-                texts.append(json.dumps(doc, indent=2, allow_nan=False))
-            else:
-                texts.append(as_text(doc))
+    texts, failed = [], []
+    bar = tqdm(records, desc="explain", unit="rec", disable=not (many and sys.stderr.isatty()))
+    for record in bar:
+        try:
+            millivolts, note = read_ecg(record)
+        except RecordError as exc:
+            if not many:
+                raise
+            failed.append(str(exc))  # a folder is not all-or-nothing: the record's JSON says why
+            with atomic_path(out_dir / f"{record.name}.json") as tmp:
+                tmp.write_text(json.dumps({"record": record.name, "readable": False, "reason": str(exc)}, indent=2) + "\n")
+            continue
+        if note:
+            print(note, file=sys.stderr)
+        doc, w, got = explain_record(runner, millivolts, top, sources, record.name)
+        if (many and plots) or plot:
+            plot_one(runner, got["millivolts"][w], got["x"][w:w + 1], doc, sources, top,
+                     out_dir / f"{record.name}.png" if many else Path(plot), plot_format or "png")
+        if many:
+            with atomic_path(out_dir / f"{record.name}.json") as tmp:
+                tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+        elif as_json:
+            texts.append(json.dumps(doc, indent=2, allow_nan=False))
+        else:
+            texts.append(as_text(doc))
     if many:
-        return f"wrote a JSON and a figure for each of {len(records)} records to {out_dir}"
+        done = (f"wrote a JSON{' and a figure' if plots else ''} for each of {len(records) - len(failed)} records to "
+                f"{out_dir}")
+        if failed:  # everything readable is answered; the exit code (1) says some records were not
+            raise RecordError(f"{done}; {len(failed)} of {len(records)} records could not be read (their JSON says "
+                              f"why), e.g. {failed[0]}")
+        return done
     return "\n".join(texts)
+
+
+def explain_record(runner, millivolts: np.ndarray, top, sources, name: str) -> tuple:
+    """(document, explained window, recordings.answer) for one record of any length: a 10 s record is
+    explained as it is; a longer one is read in windows, its calls are the aggregated ones, and the window
+    that carried the first call (else the most probable label) is the one explained and drawn."""
+    got = answer(runner, millivolts)
+    probs = got["probabilities"]
+    order = [c for c in np.argsort(-np.nan_to_num(probs, nan=-1.0)) if got["called"][c]] or \
+        [int(np.nanargmax(probs))] if np.isfinite(probs).any() else [0]
+    w = int(got["carried_by"][order[0]])
+    one = {k: v[w:w + 1] for k, v in got["out"].items()}
+    doc = explain_ecg(runner, got["millivolts"][w], got["x"][w:w + 1], one, top, sources, name)
+    if len(got["starts"]) > 1:
+        labels = runner.labels
+        doc["record_level"] = {
+            "seconds": round(millivolts.shape[1] / 100, 2), "windows": len(got["starts"]),
+            "window_starts_s": [s / 100 for s in got["starts"]], "aggregation": AGGREGATION,
+            "reliable": got["reliable"],
+            "called": [c for c, y in zip(labels, got["called"]) if y] if got["reliable"] is not False else [],
+            "probabilities": {c: (None if not np.isfinite(p) else round(float(p), 4)) for c, p in zip(labels, probs)},
+            "carried_by_window_s": {c: got["starts"][int(got["carried_by"][k])] / 100
+                                    for k, c in enumerate(labels) if got["called"][k]},
+            "explained_window_s": [got["starts"][w] / 100, got["starts"][w] / 100 + 10]}
+    return doc, w, got
 
 
 def default_model() -> Path:

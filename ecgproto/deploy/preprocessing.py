@@ -25,23 +25,26 @@ def resample_to(millivolts: np.ndarray, fs: float, target: int = FS) -> np.ndarr
 
 
 def read_ecg(path) -> tuple:
-    """A WFDB record (path without extension) as ((12, 1000) millivolts at 100 Hz, note or None).
+    """A WFDB record (path without extension) as ((12, T) millivolts at 100 Hz, T >= 1000, note or None).
 
     Any WFDB record wfdb can read, its leads found by name; a rate above 100 Hz is resampled to 100 Hz with a
-    polyphase anti-aliasing filter, and the note says so. Lower rates and lengths other than 10 s are refused."""
+    polyphase anti-aliasing filter, and the note says so. Lower rates and records under 10 s (the model was
+    trained on 10 s) are refused; longer ones are read whole (deploy/recordings.py windows them)."""
     base = Path(path)
     if base.suffix in (".hea", ".dat", ".mat"):
         base = base.with_suffix("")
     hdr = read_header(base.with_suffix(".hea"))
     if hdr.fs < FS:
         raise RecordError(f"{base}: sampled at {hdr.fs:g} Hz; expected at least {FS} Hz (the model reads 100 Hz)")
-    if hdr.n_samples != round(N_SAMPLES / FS * hdr.fs):
-        raise RecordError(f"{base}: {hdr.n_samples / hdr.fs:g} s long; expected a 10 s record (the model was "
-                          "trained on 10 s)")
+    if hdr.n_samples < round(N_SAMPLES / FS * hdr.fs):
+        raise RecordError(f"{base}: {hdr.n_samples / hdr.fs:g} s long; expected at least 10 s (the model was "
+                          "trained on 10 s records)")
     millivolts = read_leads(base, hdr)
     if hdr.fs == FS:
         return millivolts, None
-    millivolts = resample_to(millivolts, hdr.fs)[:, :N_SAMPLES]
+    millivolts = resample_to(millivolts, hdr.fs)
+    if millivolts.shape[1] < N_SAMPLES:  # 10 s at a rate whose resampling rounds down
+        millivolts = np.pad(millivolts, ((0, 0), (0, N_SAMPLES - millivolts.shape[1])), mode="edge")
     return millivolts, f"{base}: resampled from {hdr.fs:g} Hz to {FS} Hz"
 
 

@@ -207,6 +207,30 @@ def interpretability_table(figures: dict) -> str:
     return "\n".join(lines)
 
 
+def external_section(external: dict) -> list:
+    """Other hospitals' ECGs (stage `external`): per label with its positives, the macro over labels with enough."""
+    if not external.get("computed"):
+        return [f"Not measured: {external.get('reason', 'no result')}."]
+    key = next(k for k in external["final"] if k.startswith("macro_auroc_labels_with_"))
+    least = key.split("_with_")[1].split("_")[0]
+    final, baseline = external["final"], external["baseline"]
+    folders = ", ".join(f"{name} {n}" for name, n in external["records_by_folder"].items())
+    lines = [f"{external['scored']} of {external['records']} ECGs of `{external['folder']}` ({folders}), read at their "
+             f"own rate and length ({external['aggregation']}); {len(external['unreadable'])} unreadable, "
+             f"{external['refused_by_guard']} refused by the guard. Macro-AUROC over the labels with at least {least} "
+             f"positives ({', '.join(final['labels_averaged']) or 'none'}): final **{_fmt(final[key])}**, baseline "
+             f"{_fmt(baseline[key])}. Too few records for an accuracy figure: this section shows that the formats, "
+             "rates, lengths and SNOMED-CT labels of other hospitals are read.", "",
+             "| code | positives | final | baseline |", "| --- | --- | --- | --- |"]
+    lines += [f"| {c} | {v['positives']} | {_fmt(v['auroc'])} | {_fmt(baseline['per_label'][c]['auroc'])} |"
+              for c, v in final["per_label"].items()]
+    unmapped = external["unmapped_snomed_codes"]
+    if unmapped:
+        lines += ["", f"SNOMED-CT codes outside the 16 rhythm labels (not scored): "
+                      f"{', '.join(f'{c} ({n})' for c, n in unmapped.items())}."]
+    return lines
+
+
 def transfer_section(transfer: dict) -> list:
     """What the synthetic-trained models are worth on real ECGs (stage `transfer`)."""
     if not transfer.get("computed"):
@@ -310,6 +334,8 @@ def render(ctx: dict) -> str:
         out += ["", f"![case {cases[0]['ecg_id']}](explain/{cases[0]['figure']})"]
     if ctx["source"] == "synthetic":
         out += ["", "## On real ECGs", ""] + transfer_section(ctx["transfer"])
+    if ctx.get("external") is not None:
+        out += ["", "## Other hospitals' ECGs", ""] + external_section(ctx["external"])
     out += ["", "## Efficiency", "", "Deterministic counts (metrics/model_size.json):", "", sizes_table(ctx["sizes"]), ""]
     bench = ctx.get("bench")
     if bench:

@@ -248,10 +248,10 @@ def test_predict_over_a_folder_answers_the_readable_records_and_names_the_others
 @needs_sample
 def test_predict_writes_one_row_per_record(model_file, tmp_path):
     out = tmp_path / "probs.csv"
-    assert main(["predict", str(SAMPLE / "records100"), "--out", str(out), "--model", str(model_file),
-                 "--batch-size", "4"]) == 0
+    assert main(["predict", str(SAMPLE / "records100"), "--out", str(out), "--model", str(model_file)]) == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == ["record", "reliable", "reason", "called", *LABELS] and len(table) == 10
+    assert list(table.columns) == ["record", "reliable", "reason", "called", "windows", *LABELS] and len(table) == 10
+    assert (table["windows"] == 1).all()
     assessable = [c for c in LABELS if c not in NOT_ASSESSABLE]
     assert table[assessable].apply(lambda col: col.between(0, 1)).all().all()
     assert table[sorted(NOT_ASSESSABLE)].isna().all().all()  # no probability for what the model cannot assess
