@@ -1,0 +1,1 @@
+"""ecgproto: interpretable prototype-based ECG rhythm classification (a simplified ProtoECGNet rhythm branch)."""

@@ -1,0 +1,1 @@
+"""Evaluation: AUROC and its interval, transfer to real PTB-XL, other hospitals' ECGs."""

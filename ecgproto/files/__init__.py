@@ -1,0 +1,1 @@
+"""Files: atomic writes, interruption, and paths kept inside their root."""

@@ -1,0 +1,1 @@
+"""The model: network, losses, training loops, projection, model files."""

@@ -1,0 +1,1 @@
+"""Report: ECGs on the clinical grid, the prototype gallery, the generated report."""

@@ -1,0 +1,1 @@
+"""Trust: the exact logit split, calibration, the guard, measurements, remarks, occlusion, explanations."""
