@@ -66,13 +66,13 @@ def _overrides(folder: Path, seed: int, split: dict, extra: list) -> list:
 
 
 def run_group(clone: Path, args: list, log_path: Path) -> float:
-    """`dvc exp run evaluate` in the clone with this environment's Python; returns its wall seconds."""
+    """`dvc exp run evaluate explain` in the clone with this environment's Python; returns its wall seconds."""
     venv_bin = Path(sys.executable).parent
     env = dict(os.environ, PYTHONPATH=str(clone), PYTHONUNBUFFERED="1",
                PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
     start = time.monotonic()
     with open(log_path, "a") as log:
-        child = subprocess.Popen([str(venv_bin / "dvc"), "exp", "run", "evaluate", *args], cwd=clone, env=env,
+        child = subprocess.Popen([str(venv_bin / "dvc"), "exp", "run", "evaluate", "explain", *args], cwd=clone, env=env,
                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             code = child.wait()
@@ -211,16 +211,53 @@ def _check_same_recipe(results: dict, name: str, seed: int, overrides: str, out:
                               f"{overrides!r}; give this recipe another name")
 
 
+def pooled_interpretability(docs: list, sizes: list) -> dict:
+    """The explain stage's figures of the three groups' final models, pooled: feature agreement and the window
+    check from their counts and sums (exact), the own-class share weighted by test ECGs, the own/wrong
+    prototype similarity gap averaged over the groups."""
+    counts = {}
+    for doc in docs:
+        for label, (hits, total) in doc.get("feature_agreement_counts", {}).items():
+            counts[label] = [counts.get(label, [0, 0])[0] + hits, counts.get(label, [0, 0])[1] + total]
+    hits, total = sum(h for h, _ in counts.values()), sum(t for _, t in counts.values())
+    sums = [doc["window_check_sums"] for doc in docs if "window_check_sums" in doc]
+
+    def ratio(best, random):
+        return round(best / random, 3) if random > 0 else None
+    out = {"feature_agreement": round(hits / total, 4) if total else None, "feature_agreement_shown": total,
+           "feature_agreement_by_label": {k: round(h / t, 4) for k, (h, t) in sorted(counts.items()) if t}}
+    if sums:
+        n, localised = sum(x["ecgs"] for x in sums), sum(x["localised"] for x in sums)
+        out.update({"window_check_share_localised": round(localised / n, 4) if n else None,
+                    "window_check_best_over_random": ratio(sum(x["best"] for x in sums), sum(x["random"] for x in sums)),
+                    "window_check_best_over_random_localised": ratio(sum(x["best_localised"] for x in sums),
+                                                                     sum(x["random_localised"] for x in sums))})
+    weights = np.asarray(sizes, dtype=float)
+    out["own_class_share_of_evidence"] = round(float(np.average(
+        [doc["own_class_share_of_evidence"] for doc in docs], weights=weights)), 4)
+    out["nearest_own_minus_wrong_prototype_similarity"] = round(float(np.mean(
+        [doc["mean_similarity_nearest_own_class_prototype"] - doc["mean_similarity_nearest_wrong_class_prototype"]
+         for doc in docs])), 4)
+    return out
+
+
 def _pool_clones(base: Path, fold_of: dict, params, seed: int) -> tuple:
-    """Pool the predictions the three clones under `base` (one recipe, one seed) wrote."""
+    """Pool the predictions (and, where the explain stage ran, its figures) the three clones under `base`
+    (one recipe, one seed) wrote."""
     from ecgproto.data.prepare import load_meta
 
-    parts = []
+    parts, docs = [], []
     for split in plan():
         clone = base / ("test" + "".join(map(str, split["test"])))
         labels = load_meta(clone / "data" / "prepared")["labels"]  # as run: an override may change them
         parts.append(read_predictions(clone / "data" / "test_predictions.csv", labels))
-    return pooled(parts, fold_of, labels, params.evaluate.bootstrap, params.evaluate.per_batch_size, seed)
+        figures = clone / "metrics" / "interpretability.json"
+        docs.append(json.loads(figures.read_text()) if figures.is_file() else None)
+    summary, per_label = pooled(parts, fold_of, labels, params.evaluate.bootstrap, params.evaluate.per_batch_size,
+                                seed)
+    if all(doc is not None and "feature_agreement_counts" in doc for doc in docs):
+        summary["interpretability"] = pooled_interpretability(docs, [len(part["final"][0]) for part in parts])
+    return summary, per_label
 
 
 def repool(folder: Path, workdir: Path, out: Path, per_label_out: Path, params, progress=print) -> dict:
@@ -301,6 +338,12 @@ def table(summary: dict) -> str:
         s = summary[model]
         interval = f"{s['macro_auroc_ci_low']:.4f}-{s['macro_auroc_ci_high']:.4f}"
         lines.append(f"{model:<10} {s['macro_auroc']:>7.4f} {interval:>15} {s['fold_mean']:>9.4f} {s['fold_sd']:>7.4f}")
+    figures = summary.get("interpretability")
+    if figures:
+        lines.append("final model's explanations, pooled: " + ", ".join(
+            f"{k} {v}" for k, v in figures.items() if not isinstance(v, dict)))
+        lines.append("feature agreement by label: " + ", ".join(
+            f"{k} {v}" for k, v in figures["feature_agreement_by_label"].items()))
     lines.append("wall s per test group: " + ", ".join(f"{k} {v}" for k, v in summary["wall_s"].items()))
     return "\n".join(lines)
 

@@ -17,7 +17,6 @@ import numpy as np
 
 from ecgproto.errors import ModelError
 
-
 MIN_POSITIVES = 5   # validation positives below which a Platt fit (and an F1 threshold) is noise
 MIN_SLOPE = 0.05    # calibration slope below which the logit no longer moves the probability
 

@@ -109,4 +109,5 @@ def feature_agreement(docs: list, top: int = 3) -> dict:
                 hits[e["label"]] = hits.get(e["label"], 0) + bool(p["query_shows_feature"] and p["source_shows_feature"])
     n = sum(totals.values())
     return {"feature_agreement": round(sum(hits.values()) / n, 4) if n else None, "feature_agreement_shown": n,
-            "feature_agreement_by_label": {k: round(hits[k] / totals[k], 4) for k in sorted(totals)}}
+            "feature_agreement_by_label": {k: round(hits[k] / totals[k], 4) for k in sorted(totals)},
+            "feature_agreement_counts": {k: [hits[k], totals[k]] for k in sorted(totals)}}  # to pool folds exactly

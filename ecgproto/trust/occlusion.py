@@ -48,4 +48,8 @@ def window_check(drops: np.ndarray, rng) -> dict:
             else None
     return {"window_check_ecgs": int(len(drops)), "window_check_share_localised": round(float(localised.mean()), 4),
             "window_check_best_over_random": ratio(np.ones(len(drops), bool)),
-            "window_check_best_over_random_localised": ratio(localised)}
+            "window_check_best_over_random_localised": ratio(localised),
+            # sums, so that cross-validation folds pool exactly
+            "window_check_sums": {"ecgs": int(len(drops)), "best": float(best.sum()), "random": float(random.sum()),
+                                  "localised": int(localised.sum()), "best_localised": float(best[localised].sum()),
+                                  "random_localised": float(random[localised].sum())}}
