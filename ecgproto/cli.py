@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "False, or empty for a model without a guard), reason (why not reliable, or 'unreadable: ...'), "
                        "called (the labels called, space-separated), windows (how many 10 s windows were read; a record over "
                        "10 s is read every 5 s and its probabilities are the mean over the windows the guard passes), "
-                       "then one column per label with its calibrated "
+                       "model (what the model was trained on: 'DEMO MODEL: ...' for simulated ECGs), then one column per label with its calibrated "
                        "probability, empty for a label the model cannot assess. Exit 1 when a record could not be "
                        "read (its row says why; the others are answered).")
     p.add_argument("records", nargs="+", help="WFDB record paths (without extension) or folders of records")

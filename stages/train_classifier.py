@@ -19,6 +19,18 @@ from ecgproto.trust.guard import best_similarity, familiarity_reference
 from _common import run, seeded_device, training_curves
 
 
+def provenance(meta: dict) -> dict:
+    """What the model was trained on, and from which code: it travels in the model file (.pt and .onnx) and
+    `explain` and `predict` print it (a model trained on simulated ECGs says so on every answer)."""
+    import hashlib
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    return {**meta.get("trained_on", {"data": "unknown"}),
+            "commit": commit.stdout.strip() if commit.returncode == 0 else None,
+            "params_sha256": hashlib.sha256(Path("params.yaml").read_bytes()).hexdigest()}
+
+
 def main(params):
     dev = seeded_device(params)
     meta = load_meta("data/prepared")
@@ -44,6 +56,7 @@ def main(params):
     codes = [" ".join(c for c, v in zip(meta["labels"], train.labels[row]) if v > 0) if row is not None else ""
              for row in (train.row_of().get(s) for s in model.prototype_source.tolist())]
     save_checkpoint(Path("models/final.pt"), model, meta, classifier_retrain=params.classifier.retrain,
+                    provenance=provenance(meta),
                     calibration=calib, familiarity=reference, guard=dataclasses.asdict(params.guard),
                     explain={"duplicate_cosine": params.explain.duplicate_cosine},
                     source_signals=torch.from_numpy(source_signals(model, train, str(path))).half(),

@@ -91,8 +91,22 @@ def prepare(root: Path, params: PrepareParams, progress: bool = False):
         "cooccurrence": jaccard_cooccurrence(train_y).tolist(),
         "folds": {name: list(f) for name, f in fold_of_split.items()},
         "skipped_ecg_ids": skipped,
+        "trained_on": dataset_provenance(root, splits),
     }
     return splits, meta
+
+
+def dataset_provenance(root: Path, splits: dict) -> dict:
+    """What a model trained on these splits was trained on: simulated or real ECGs (a synthetic tree carries
+    SYNTHETIC.json), the tree's manifest (SHA256SUMS.txt) hash, and the records per split."""
+    import hashlib
+
+    synthetic = (root / "SYNTHETIC.json").is_file()
+    manifest = root / "SHA256SUMS.txt"
+    return {"data": "synthetic" if synthetic else "real",
+            "description": "simulated ECGs (ecgproto's synthetic PTB-XL)" if synthetic else "real ECGs (PTB-XL layout)",
+            "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None,
+            "records": {name: int(len(split.ecg_ids)) for name, split in splits.items()}}
 
 
 def check_trainable(splits: dict, meta: dict) -> None:

@@ -48,7 +48,7 @@ def metadata(model, state: dict) -> dict:
             "groups": duplicate_groups(model, state.get("explain", {}).get("duplicate_cosine", 1.1)),
             "calibration": state.get("calibration"), "guard": state.get("guard"),
             "familiarity": state.get("familiarity"), "cooccurrence": state.get("cooccurrence"),
-            **_sources(state)}
+            "provenance": state.get("provenance"), **_sources(state)}
 
 
 def _sources(state: dict) -> dict:

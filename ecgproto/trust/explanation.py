@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecgproto.deploy.provenance import model_note
 from ecgproto.trust.evidence import split_logits
 from ecgproto.trust.guard import best_similarity, verdict
 from ecgproto.trust.measurements import measure
@@ -81,7 +82,8 @@ def explain_ecg(runner, millivolts: np.ndarray, x: np.ndarray, out: dict, top, s
     _annotate(entries, measured, sources_measured, drops, window_starts(x.shape[-1]))
     called = [e["label"] for e in entries if e["called"]]
     return {
-        "record": record, "reliable": checked["reliable"], "reasons": checked["reasons"],
+        "record": record, "model": model_note(meta.get("provenance")),
+        "reliable": checked["reliable"], "reasons": checked["reasons"],
         "warnings": checked.get("warnings", []), "familiarity_percentile": checked["familiarity_percentile"],
         "calibrated": meta.get("calibration") is not None,
         "measurements": {**summary(measured), "beats": measured["beats"], "rr_ms": measured["rr_ms"]},

@@ -76,7 +76,11 @@ def _lines_for(e: dict) -> list:
 
 
 def as_text(doc: dict) -> str:
+    model = doc.get("model") or {}
     lines = [f"record {doc['record']}", measured_line(doc["measurements"])]
+    if model.get("warning"):
+        lines.append(model["warning"])
+    lines.append(f"model: trained on {model.get('trained_on', 'unknown')}")
     if not doc["calibrated"]:
         lines.append("note: this model file has no calibration (an older version): no label can be assessed")
     if doc["reliable"] is None:

@@ -250,7 +250,7 @@ def test_predict_writes_one_row_per_record(model_file, tmp_path):
     out = tmp_path / "probs.csv"
     assert main(["predict", str(SAMPLE / "records100"), "--out", str(out), "--model", str(model_file)]) == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == ["record", "reliable", "reason", "called", "windows", *LABELS] and len(table) == 10
+    assert list(table.columns) == ["record", "reliable", "reason", "called", "windows", "model", *LABELS] and len(table) == 10
     assert (table["windows"] == 1).all()
     assessable = [c for c in LABELS if c not in NOT_ASSESSABLE]
     assert table[assessable].apply(lambda col: col.between(0, 1)).all().all()
