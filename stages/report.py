@@ -1,7 +1,7 @@
 """DVC stage `report`: reports/report.md and its figures, from the metrics, plots and explanations."""
 from pathlib import Path
 
-from ecgproto.files.atomic import atomic_dir, atomic_path, read_json
+from ecgproto.files.atomic import atomic_dir, atomic_path, read_json, write_json
 from ecgproto.report import markdown as report
 
 from _common import run
@@ -27,6 +27,7 @@ def main(params):
                               params.classifier.retrain)
     with atomic_path(OUT / "report.md") as tmp:
         tmp.write_text(report.render(ctx))
+    write_json(Path("metrics/summary.json"), report.headline(ctx))
     return f"wrote {OUT / 'report.md'} ({'synthetic' if params.data.source == 'synthetic' else 'real'} data)"
 
 

@@ -348,3 +348,27 @@ def render(ctx: dict) -> str:
         out += ["No benchmark result yet: run `make bench`.", ""]
     out += ["## Limitations", ""] + [f"- {item}" for item in limitations(ctx["source"], e, figures)] + [""]
     return "\n".join(out)
+
+
+def headline(ctx: dict) -> dict:
+    """The few numbers `dvc metrics show` and `dvc metrics diff` print (metrics/summary.json): flat, so that
+    they fit a terminal; the detail stays in the other metrics files."""
+    e, figures = ctx["evaluation"], ctx["interpretability"]
+    out = {"evaluated_on": e["evaluated_on"]}
+    for model in ("final", "baseline"):
+        out[f"{model}_macro_auroc"] = e[model]["macro_auroc"]
+    out["final_macro_auroc_ci_low"], out["final_macro_auroc_ci_high"] = (e["final"]["macro_auroc_ci_low"],
+                                                                        e["final"]["macro_auroc_ci_high"])
+    out["final_per_batch_auroc"] = e["final"]["per_batch_auroc"]
+    out["final_ece_calibrated"] = e["final"].get("ece_calibrated")
+    for key in ("feature_agreement", "window_check_best_over_random", "window_check_share_localised",
+                "own_class_share_of_evidence", "guard_pass_rate_test"):
+        out[key] = figures.get(key)
+    out["nearest_own_minus_wrong_prototype_similarity"] = round(
+        figures["mean_similarity_nearest_own_class_prototype"] - figures["mean_similarity_nearest_wrong_class_prototype"], 4)
+    transfer, external = ctx.get("transfer") or {}, ctx.get("external") or {}
+    out["transfer_final_macro_auroc"] = transfer["final"]["macro_auroc"] if transfer.get("computed") else None
+    key = next((k for k in external.get("final", {}) if k.startswith("macro_auroc_labels_with_")), None)
+    out["external_final_macro_auroc"] = external["final"][key] if external.get("computed") and key else None
+    out["final_parameters"] = ctx["sizes"]["final"]["parameters"]
+    return out
