@@ -87,8 +87,8 @@ def _top(value: str):
 def _explain(args) -> str:
     from ecgproto.deploy.explain_records import default_model, explain_records
 
-    return explain_records(args.record, args.model or default_model(), args.runtime, args.top, args.json, args.plot, args.out_dir,
-                           args.overwrite, expect_sha256=args.expect_sha256, plots=args.plots)
+    return explain_records(args.record, args.model or default_model(), args.runtime, args.top, args.json, args.plot,
+                           args.out_dir, args.overwrite, expect_sha256=args.expect_sha256, plots=args.plots)
 
 
 def _predict(args) -> str:
@@ -162,7 +162,8 @@ def _bench(args) -> str:
     from ecgproto.report.bench_table import table
     from ecgproto.tools import bench
 
-    result = bench.run(config.load(Path("params.yaml")), args.repeats, progress=lambda line: print(line, file=sys.stderr))
+    result = bench.run(config.load(Path("params.yaml")), args.repeats,
+                       progress=lambda line: print(line, file=sys.stderr))
     write_json(Path(args.out), result)
     return f"{table(result)}\n\n{result['machine']}, median of {args.repeats}; written to {args.out}"
 
@@ -175,8 +176,8 @@ def _bench_prepare(args) -> str:
     from ecgproto.tools import bench_prepare
 
     params = config.load(Path("params.yaml"))
-    result = bench_prepare.run(params.prepare, params.data.synthetic_realism, Path(args.workdir), args.records, args.subset,
-                               progress=lambda line: print(line, file=sys.stderr))
+    result = bench_prepare.run(params.prepare, params.data.synthetic_realism, Path(args.workdir), args.records,
+                               args.subset, progress=lambda line: print(line, file=sys.stderr))
     write_json(Path(args.out), result)
     return f"{json.dumps(result, indent=2)}\nwritten to {args.out}"
 
@@ -255,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", help="with several records or a folder: a JSON and a PNG per record go here")
     p.add_argument("--model", help="prototype model file (default: models/final.onnx when it exists, else "
                    "models/final.pt; the same answer, the ONNX one without importing PyTorch)")
-    p.add_argument("--top", type=_top, default=3, help="prototypes per side (for, against) per label, or 'all' (default: %(default)s)")
+    p.add_argument("--top", type=_top, default=3,
+                   help="prototypes per side (for, against) per label, or 'all' (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print JSON: a list of labels with their prototypes")
     p.add_argument("--plot", help="also draw the explanation into this figure file (.png, .svg or .pdf)")
     p.add_argument("--plots", action="store_true", help="with --out-dir: a figure per record too (about a second "
@@ -271,9 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="label probabilities for many records into a CSV file",
                        description="One CSV row per record: record (its path), reliable (the guard's verdict: True, "
                        "False, or empty for a model without a guard), reason (why not reliable, or 'unreadable: ...'), "
-                       "called (the labels called, space-separated), windows (how many 10 s windows were read; a record over "
-                       "10 s is read every 5 s and its probabilities are the mean over the windows the guard passes), "
-                       "model (what the model was trained on: 'DEMO MODEL: ...' for simulated ECGs), then one column per label with its calibrated "
+                       "called (the labels called, space-separated), windows (how many 10 s windows were read; "
+                       "a record over 10 s is read every 5 s and its probabilities are the mean over the windows "
+                       "the guard passes), model (what the model was trained on: 'DEMO MODEL: ...' for simulated "
+                       "ECGs), then one column per label with its calibrated "
                        "probability, empty for a label the model cannot assess. Exit 1 when a record could not be "
                        "read (its row says why; the others are answered).")
     p.add_argument("records", nargs="+", help="WFDB record paths (without extension) or folders of records")

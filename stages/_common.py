@@ -57,7 +57,8 @@ def training_curves(name):
 
 
 def resolve(folder: str) -> Path:
-    """A relative folder from params.yaml (transfer.folder, external.folder) is taken from the repository the run belongs to: `dvc exp run --temp`
+    """A relative folder from params.yaml (transfer.folder, external.folder) is taken from the repository the run
+    belongs to: `dvc exp run --temp`
     runs in <repository>/.dvc/tmp/exps/<run>, where ../shared would point elsewhere."""
     path = Path(folder)
     if path.is_absolute():

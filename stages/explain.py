@@ -48,7 +48,8 @@ def main(params):
     millivolts, _, _ = read_signals(Path("data/ptbxl"), metadata.loc[test.ecg_ids, "filename_lr"].tolist())
     sources = source_measurements(runner)
     docs = [explain_ecg(runner, millivolts[n], test.signals[n:n + 1], {k: v[n:n + 1] for k, v in out.items()},
-                        params.explain.top_prototypes, sources, str(int(test.ecg_ids[n]))) for n in range(len(test.ecg_ids))]
+                        params.explain.top_prototypes, sources, str(int(test.ecg_ids[n])))
+            for n in range(len(test.ecg_ids))]
     reasons = Counter(r.split(":")[0] for d in docs for r in d["reasons"])
     figures.update({"guard_pass_rate_test": round(float(np.mean([d["reliable"] is True for d in docs])), 4),
                     "guard_refusals_by_reason": dict(sorted(reasons.items())),
@@ -56,7 +57,8 @@ def main(params):
     figures.update(feature_agreement([d for d in docs if d["reliable"] is not False], params.explain.top_prototypes))
     figures.update(window_check_on(runner.outputs, test.signals, weight * active[None], params.seed))
     probs = apply(out["logits"], state.get("calibration"))
-    cases = choose_cases(test.labels, probs, labels, params.explain.codes, thresholds(state.get("calibration"), len(labels)))
+    cases = choose_cases(test.labels, probs, labels, params.explain.codes,
+                         thresholds(state.get("calibration"), len(labels)))
     with atomic_dir(OUT) as tmp:
         (tmp / "gallery").mkdir()
         draw_gallery(tmp / "gallery", model, train, labels, prep)

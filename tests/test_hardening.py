@@ -463,7 +463,8 @@ def test_an_older_model_file_with_sources_as_extras_still_loads(tmp_path):
 def test_a_model_file_cannot_switch_the_guard_off_or_carry_malformed_entries(tmp_path):
     good = {"flat_mv": 0.05, "clip_share": 0.03, "noise_ratio": 0.5, "familiarity_percentile": 1.0}
     cases = {"guard": {**good, "flat_mv": 0.0}, "calibration": torch.zeros(3), "explain": "x",
-             "familiarity": {"quantiles": [float(v) for v in np.linspace(1, -1, 101)], "percentile": 1.0, "cutoff": 0.0}}
+             "familiarity": {"quantiles": [float(v) for v in np.linspace(1, -1, 101)], "percentile": 1.0,
+                             "cutoff": 0.0}}
     for key, value in cases.items():
         save_checkpoint(tmp_path / f"{key}.pt", _small_model(), META, **{key: value})
         with pytest.raises(ModelError, match=f"{key}.pt: "):

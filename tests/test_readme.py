@@ -20,10 +20,12 @@ def _metrics(name):
 def test_the_synthetic_results_row_quotes_metrics_evaluate_json():
     cells = _row("| synthetic (`make repro`)")
     evaluation = _metrics("evaluate.json")
-    assert cells[3] == f"{evaluation['final']['macro_auroc']:.4f}" and cells[4] == f"{evaluation['baseline']['macro_auroc']:.4f}"
+    assert (cells[3] == f"{evaluation['final']['macro_auroc']:.4f}"
+            and cells[4] == f"{evaluation['baseline']['macro_auroc']:.4f}")
     transfer = _metrics("transfer.json")
     cells = _row("| the same synthetic-trained models")
-    assert cells[3] == f"{transfer['final']['macro_auroc']:.3f}" and cells[4] == f"{transfer['baseline']['macro_auroc']:.3f}"
+    assert (cells[3] == f"{transfer['final']['macro_auroc']:.3f}"
+            and cells[4] == f"{transfer['baseline']['macro_auroc']:.3f}")
 
 
 def test_the_cross_validation_row_quotes_metrics_real_subset_cv_json():

@@ -48,7 +48,8 @@ def explain_records(paths, model_path, runtime: str, top, as_json: bool, plot, o
         names = [r.name for r in records]
         if len(set(names)) != len(names):
             raise ConfigError("--out-dir: two records share a name; explain them in separate runs")
-        planned = [out_dir / f"{name}.{suffix}" for name in names for suffix in (("json", "png") if plots else ("json",))]
+        planned = [out_dir / f"{name}.{suffix}" for name in names
+                   for suffix in (("json", "png") if plots else ("json",))]
         refuse_inputs(planned, inputs, "--out-dir")
         there = [p for p in planned if os.path.lexists(p)]
         if there and not overwrite:
@@ -73,7 +74,8 @@ def explain_records(paths, model_path, runtime: str, top, as_json: bool, plot, o
                 raise
             failed.append(str(exc))  # a folder is not all-or-nothing: the record's JSON says why
             with atomic_path(out_dir / f"{record.name}.json") as tmp:
-                tmp.write_text(json.dumps({"record": record.name, "readable": False, "reason": str(exc)}, indent=2) + "\n")
+                tmp.write_text(json.dumps({"record": record.name, "readable": False, "reason": str(exc)}, indent=2)
+                               + "\n")
             continue
         if note:
             print(note, file=sys.stderr)
@@ -143,6 +145,7 @@ def plot_one(runner, millivolts, x, doc, sources_measured, top, path, fmt: str =
         for e in entries:
             for p in e["evidence_for"]:
                 j = p["index"]
-                sources[j] = (to_millivolts(runner.source_ecgs[j], prep)[1], runner.source_codes[j], sources_measured[j])
+                sources[j] = (to_millivolts(runner.source_ecgs[j], prep)[1], runner.source_codes[j],
+                              sources_measured[j])
     with atomic_path(path) as tmp:
         draw_explanation(tmp, doc, shown, sources, 2, min(top or 3, 3), lead_weights=weights, fmt=fmt)

@@ -27,7 +27,8 @@ def has_prototype(runner) -> list | None:
     meta = runner.meta
     if not runner.explainable:
         return None
-    return [any(g >= 0 and meta["prototype_class"][j] == c for j, g in enumerate(meta["groups"])) for c in runner.labels]
+    return [any(g >= 0 and meta["prototype_class"][j] == c for j, g in enumerate(meta["groups"]))
+            for c in runner.labels]
 
 
 def answer(runner, millivolts: np.ndarray) -> dict:

@@ -6,6 +6,8 @@ macro average and listed, never counted as 0.5.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_curve

@@ -2,7 +2,8 @@
 class c similar to it, so that every prototype is a real ECG a clinician can look at.
 
 The published rule takes each prototype's most similar same-class ECG. The prototypes of a class often
-sit close together, so that rule maps several prototypes onto one ECG: duplicates that explain nothing new and leave the last layer few distinct features. With `distinct_sources` the
+sit close together, so that rule maps several prototypes onto one ECG: duplicates that explain nothing
+new and leave the last layer few distinct features. With `distinct_sources` the
 prototypes are assigned greedily, most similar (prototype, ECG) pair first, and an ECG that already
 serves as a prototype is not used again while its class has unused ones.
 

@@ -79,7 +79,8 @@ def fit(model, train, val, settings: TrainParams, loss_fn: Callable, device, see
             xb, yb = xb.to(device), yb.to(device)
             loss, terms = loss_fn(model, xb, yb)
             if not torch.isfinite(loss):
-                raise TrainingError(f"non-finite training loss ({float(loss.detach())}) at epoch {epoch}, batch {batch} "
+                raise TrainingError(f"non-finite training loss ({float(loss.detach())}) at epoch {epoch}, "
+                                    f"batch {batch} "
                                     f"(terms {terms}); nothing was saved. Check the input data and the learning rate")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -160,7 +161,8 @@ def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_
             bce = F.binary_cross_entropy_with_logits(s_tr @ weight.T, y_tr, pos_weight=pos_weight)
             loss = bce + l1 * wrong_class_l1(weight, identity)
             if not torch.isfinite(loss):
-                raise TrainingError(f"non-finite training loss ({float(loss.detach())}) at step {step} of the last layer; "
+                raise TrainingError(f"non-finite training loss ({float(loss.detach())}) at step {step} "
+                                    "of the last layer; "
                                     "nothing was saved")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -168,7 +170,8 @@ def train_last_layer(model, train_sims, train_labels, val_sims, val_labels, pos_
             if step % eval_every == 0 or step == steps:
                 with torch.no_grad():
                     val = macro_auroc(val_labels, (s_va @ weight.T).cpu().numpy())
-                on_step(step, {"train_loss": float(loss.detach()), "train_bce": float(bce.detach()), "val_macro_auroc": val})
+                on_step(step, {"train_loss": float(loss.detach()), "train_bce": float(bce.detach()),
+                               "val_macro_auroc": val})
                 if val > best[0]:
                     best = (val, weight.detach().clone())
     finally:

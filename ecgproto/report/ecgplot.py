@@ -200,15 +200,16 @@ def draw_explanation(path, doc: dict, millivolts: np.ndarray, sources: dict, max
         head += f"\nCalled: {said}"
         for e in shown:
             d = e["decision"]
-            head += (f"\n{e['label']}: calibrated logit {d['calibrated_logit']:+.2f} (threshold {d['threshold_logit']:+.2f})"
+            head += (f"\n{e['label']}: calibrated logit {d['calibrated_logit']:+.2f}"
+                     f" (threshold {d['threshold_logit']:+.2f})"
                      f" = prior {d['prior']:+.2f} + for {d['evidence_for']:+.2f} + against {d['evidence_against']:+.2f}"
                      f" + rest {d['rest']:+.2f}" + ("  [rests on the prior]" if e.get("rests_on_prior") else ""))
         head += "".join(f"\nREMARK: {r}" for r in doc["remarks"])
     leading = leading_prototype(entries)
     if leading is not None and lead_weights is not None:
         head += f"\nBlue lead boxes: prototype {leading}, the leading evidence for {shown[0]['label']}"
-    draw_12lead(fig.add_subplot(grid[0, :]), millivolts, head, lead_weights=lead_weights if leading is not None else None,
-                beats=m.get("beats"), rr_ms=m.get("rr_ms"))
+    draw_12lead(fig.add_subplot(grid[0, :]), millivolts, head,
+                lead_weights=lead_weights if leading is not None else None, beats=m.get("beats"), rr_ms=m.get("rr_ms"))
     row, ii = 1, LEADS.index("II")
     for entry, proto in picked:
         j, where = proto["index"], proto.get("where")

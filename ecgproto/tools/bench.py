@@ -158,13 +158,16 @@ def ratios(models: dict, threads: int) -> dict:
 def goals(models: dict, ratio: dict) -> dict:
     train_key = next(k for k in ratio if k.startswith("train_"))
     checks = {
-        f"default has >= {GOALS['parameters_ratio']:g}x fewer parameters": ratio["parameters"] >= GOALS["parameters_ratio"],
-        f"default has >= {GOALS['macs_ratio']:g}x fewer multiply-accumulates": ratio["macs_per_ecg"] >= GOALS["macs_ratio"],
+        f"default has >= {GOALS['parameters_ratio']:g}x fewer parameters":
+            ratio["parameters"] >= GOALS["parameters_ratio"],
+        f"default has >= {GOALS['macs_ratio']:g}x fewer multiply-accumulates":
+            ratio["macs_per_ecg"] >= GOALS["macs_ratio"],
         f"default latency <= {GOALS['latency_ms_1_thread']:g} ms per ECG (batch 1, 1 thread), eager PyTorch":
             models["default"]["latency_ms_batch1_1_thread"] <= GOALS["latency_ms_1_thread"],
         f"default latency <= {GOALS['latency_ms_1_thread']:g} ms per ECG (batch 1, 1 thread), TorchScript frozen":
             models["default"]["latency_ms_batch1_1_thread_torchscript"] <= GOALS["latency_ms_1_thread"],
-        f"default trains >= {GOALS['train_throughput_ratio']:g}x faster": ratio[train_key] >= GOALS["train_throughput_ratio"],
+        f"default trains >= {GOALS['train_throughput_ratio']:g}x faster":
+            ratio[train_key] >= GOALS["train_throughput_ratio"],
     }
     if "latency_ms_batch1_1_thread_onnx" in models["default"]:
         checks[f"default latency <= {GOALS['latency_ms_onnx']:g} ms per ECG (batch 1, 1 thread), ONNX Runtime"] = \

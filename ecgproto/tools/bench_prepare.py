@@ -41,7 +41,8 @@ def straightforward(root: Path, filenames, cutoff_hz: float = 0.5, order: int = 
     return np.stack(out)
 
 
-def run(params: PrepareParams, realism, workdir: Path, records: int = FULL_SIZE, subset: int = 300, progress=print) -> dict:
+def run(params: PrepareParams, realism, workdir: Path, records: int = FULL_SIZE, subset: int = 300,
+        progress=print) -> dict:
     import pandas as pd
 
     from ecgproto.data.synth import kept_tree

@@ -72,8 +72,8 @@ def run_group(clone: Path, args: list, log_path: Path) -> float:
                PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
     start = time.monotonic()
     with open(log_path, "a") as log:
-        child = subprocess.Popen([str(venv_bin / "dvc"), "exp", "run", "evaluate", "explain", *args], cwd=clone, env=env,
-                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        child = subprocess.Popen([str(venv_bin / "dvc"), "exp", "run", "evaluate", "explain", *args], cwd=clone,
+                                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             code = child.wait()
         finally:  # Ctrl-C or SIGTERM here: the dvc run and its stage stop too
@@ -229,7 +229,8 @@ def pooled_interpretability(docs: list, sizes: list) -> dict:
     if sums:
         n, localised = sum(x["ecgs"] for x in sums), sum(x["localised"] for x in sums)
         out.update({"window_check_share_localised": round(localised / n, 4) if n else None,
-                    "window_check_best_over_random": ratio(sum(x["best"] for x in sums), sum(x["random"] for x in sums)),
+                    "window_check_best_over_random": ratio(sum(x["best"] for x in sums),
+                                                           sum(x["random"] for x in sums)),
                     "window_check_best_over_random_localised": ratio(sum(x["best_localised"] for x in sums),
                                                                      sum(x["random_localised"] for x in sums))})
     weights = np.asarray(sizes, dtype=float)

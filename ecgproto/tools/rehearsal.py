@@ -205,7 +205,8 @@ def run(workdir: Path, records: int, seed: int, realism, interrupt_share: float,
     in_flight = {p for _, p in first_log} - kept - {"SHA256SUMS.txt"}
     result["download"] = {
         "files_in_manifest": wanted,
-        "interrupted": {"exit_code": code, "files_kept": len(kept - {"SHA256SUMS.txt"}), **_throughput(first_log, tree)},
+        "interrupted": {"exit_code": code, "files_kept": len(kept - {"SHA256SUMS.txt"}),
+                        **_throughput(first_log, tree)},
         "resumed": _throughput(resume_log, tree),
         "fetched_again": {"verified_before_interrupt": len(resumed & kept),
                           "in_flight_at_interrupt": len(resumed & in_flight)},

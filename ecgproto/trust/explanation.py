@@ -108,7 +108,8 @@ def feature_agreement(docs: list, top: int = 3) -> dict:
                 if p["source_shows_feature"] is None:
                     continue
                 totals[e["label"]] = totals.get(e["label"], 0) + 1
-                hits[e["label"]] = hits.get(e["label"], 0) + bool(p["query_shows_feature"] and p["source_shows_feature"])
+                hits[e["label"]] = hits.get(e["label"], 0) + bool(p["query_shows_feature"]
+                                                                   and p["source_shows_feature"])
     n = sum(totals.values())
     return {"feature_agreement": round(sum(hits.values()) / n, 4) if n else None, "feature_agreement_shown": n,
             "feature_agreement_by_label": {k: round(hits[k] / totals[k], 4) for k in sorted(totals)},

@@ -53,7 +53,8 @@ def _where(p: dict) -> str:
         return ""
     if not w["localised"]:
         return "; matches the whole strip (no window stands out)"
-    return f"; matched most at {w['start_s']:g}-{w['end_s']:g} s (similarity drop {w['similarity_drop']:.3f} when blanked)"
+    return (f"; matched most at {w['start_s']:g}-{w['end_s']:g} s "
+            f"(similarity drop {w['similarity_drop']:.3f} when blanked)")
 
 
 def _lines_for(e: dict) -> list:

@@ -15,8 +15,8 @@ from conftest import MODEL_META, REPO, SAMPLE, needs_sample
 
 
 def _registry_reachable(tmp_path) -> bool:
-    probe = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(tmp_path / "probe"),
-                            "six"], capture_output=True, text=True, timeout=120)
+    probe = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d",
+                            str(tmp_path / "probe"), "six"], capture_output=True, text=True, timeout=120)
     return probe.returncode == 0
 
 

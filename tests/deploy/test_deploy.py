@@ -37,7 +37,8 @@ def files(tmp_path_factory, tiny_tree):
     folder = tmp_path_factory.mktemp("deploy")
     pt, onnx_file = folder / "final.pt", folder / "final.onnx"
     save_checkpoint(pt, model, MODEL_META, calibration=calibration, guard=dataclasses.asdict(PARAMS.guard),
-                    familiarity={"quantiles": [float(v) for v in np.linspace(-1, 1, 101)], "percentile": 1.0, "cutoff": -0.98},
+                    familiarity={"quantiles": [float(v) for v in np.linspace(-1, 1, 101)], "percentile": 1.0,
+                                 "cutoff": -0.98},
                     explain={"duplicate_cosine": PARAMS.explain.duplicate_cosine},
                     source_signals=torch.randn(len(model.prototypes), 12, 1000).half(),
                     source_codes=["SR"] * len(model.prototypes))

@@ -34,7 +34,8 @@ def test_default_model_is_at_least_4x_cheaper_than_published():
 
 
 def test_last_layer_initial_pattern():
-    m = ProtoECGNet1D(TINY, PrototypeConfig(n_classes=3, prototypes_per_class=2, latent_dim=4, latent_activation="sigmoid"))
+    m = ProtoECGNet1D(TINY, PrototypeConfig(n_classes=3, prototypes_per_class=2, latent_dim=4,
+                                            latent_activation="sigmoid"))
     expected = torch.tensor([[1.0, 1, -0.5, -0.5, -0.5, -0.5],
                              [-0.5, -0.5, 1, 1, -0.5, -0.5],
                              [-0.5, -0.5, -0.5, -0.5, 1, 1]])

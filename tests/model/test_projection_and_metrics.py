@@ -18,7 +18,8 @@ from conftest import PARAMS
 
 
 def test_projection_picks_most_similar_same_class_training_ecg():
-    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=1, latent_dim=2, latent_activation="sigmoid"))
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=1, latent_dim=2,
+                                                                  latent_activation="sigmoid"))
     with torch.no_grad():
         m.prototypes.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
     z = torch.tensor([[1.0, 0.05],   # closest to prototype 0 but class 1
@@ -34,7 +35,8 @@ def test_projection_picks_most_similar_same_class_training_ecg():
 
 
 def test_distinct_sources_gives_each_prototype_its_own_ecg_best_pair_first():
-    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=2, latent_dim=2, latent_activation="sigmoid"))
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=2, latent_dim=2,
+                                                                  latent_activation="sigmoid"))
     with torch.no_grad():  # prototypes 0 and 1 (class A) both prefer ECG 10; prototype 1 prefers it more
         m.prototypes.copy_(torch.tensor([[1.0, 0.3], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]]))
     z = torch.tensor([[1.0, 0.1], [1.0, 0.6], [0.0, 1.0], [5.0, 0.0]])
@@ -50,7 +52,8 @@ def test_distinct_sources_gives_each_prototype_its_own_ecg_best_pair_first():
 
 
 def test_pruning_removes_duplicates_and_unprojected_prototypes_and_the_classifier_keeps_them_out():
-    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=3, latent_dim=4, latent_activation="sigmoid"))
+    m = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(n_classes=2, prototypes_per_class=3, latent_dim=4,
+                                                                  latent_activation="sigmoid"))
     m.prototype_source.copy_(torch.tensor([7, 7, 8, 9, -1, 8]))  # 1 repeats 0; 4 has no ECG; 5 repeats 2
     assert prune(m) == [False, True, False, False, True, True]
     assert m.prototype_pruned.tolist() == [False, True, False, False, True, True]
@@ -83,7 +86,8 @@ def test_addon_retraining_keeps_every_prototype_exactly_its_source_ecg():
     addon, backbone = copy.deepcopy(m.addon.state_dict()), copy.deepcopy(m.backbone.state_dict())
     unprojected = m.prototypes[3].detach().clone()
     params = dataclasses.replace(
-        PARAMS, seed=0, train=dataclasses.replace(PARAMS.train, batch_size=8, max_epochs=3, patience=3, crop_samples=160),
+        PARAMS, seed=0,
+        train=dataclasses.replace(PARAMS.train, batch_size=8, max_epochs=3, patience=3, crop_samples=160),
         classifier=dataclasses.replace(PARAMS.classifier, addon_lr=0.05))
     train_addon_after_projection(m, data, data, source_signals(m, data, "test"), torch.ones(2), params, "cpu")
     assert any(not torch.equal(v, addon[k]) for k, v in m.addon.state_dict().items())

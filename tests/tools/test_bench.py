@@ -20,7 +20,8 @@ def test_ratios_and_goals_follow_the_numbers():
            "train_ecg_per_s_batch32_2_threads": 50.0}
     models = {"default": row, "published_resnet18": big}
     ratio = bench.ratios(models, threads=2)
-    assert ratio["parameters"] == 5.0 and ratio["macs_per_ecg"] == 8.0 and ratio["train_ecg_per_s_batch32_2_threads"] == 6.0
+    assert (ratio["parameters"] == 5.0 and ratio["macs_per_ecg"] == 8.0
+            and ratio["train_ecg_per_s_batch32_2_threads"] == 6.0)
     met = bench.goals(models, ratio)
     assert [ok for goal, ok in met.items() if "eager" in goal] == [False]
     assert [ok for goal, ok in met.items() if "TorchScript" in goal] == [True]
@@ -34,7 +35,8 @@ def test_ratios_and_goals_follow_the_numbers():
 def test_prepare_benchmark_reports_rates_memory_and_speedup(tmp_path):
     from ecgproto.tools import bench_prepare
 
-    result = bench_prepare.run(PARAMS.prepare, PARAMS.data.synthetic_realism, tmp_path, records=60, subset=10, progress=lambda line: None)
+    result = bench_prepare.run(PARAMS.prepare, PARAMS.data.synthetic_realism, tmp_path, records=60, subset=10,
+                               progress=lambda line: None)
     assert result["records"] == 60 and result["straightforward_records"] == 10
     assert result["prepare_records_per_s"] > 0 and result["prepare_peak_rss_mb"] > 0 and result["speedup"] > 0
     assert (tmp_path / "prepared" / "meta.json").is_file()
