@@ -79,7 +79,7 @@ def test_out_dir_never_replaces_a_file_unless_overwrite_says_so(tmp_path, model_
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.json").write_text("mine")
-    args = ["explain", str(tmp_path / "in"), "--out-dir", str(out), "--model", str(model_file)]
+    args = ["explain", str(tmp_path / "in"), "--out-dir", str(out), "--model", str(model_file), "--plots"]
     assert cli(args) == 1
     assert "refusing to replace them" in capsys.readouterr().err
     assert (out / "a.json").read_text() == "mine" and not (out / "b.json").exists()

@@ -21,6 +21,7 @@ import numpy as np
 from ecgproto.data.ptbxl import LABELS, N_SAMPLES
 from ecgproto.deploy.preprocessing import usable_preprocessing
 from ecgproto.errors import ModelError
+from ecgproto.files.paths import model_file
 from ecgproto.trust.calibration import check as check_calibration
 from ecgproto.trust.guard import malformed
 
@@ -60,13 +61,7 @@ class DeployedModel:
 
         from ecgproto.config import MAX_MODEL_FILE_BYTES
 
-        path = Path(path)
-        if path.is_dir():
-            raise ModelError(f"{path}: is a folder; expected a model file (e.g. models/final.pt or models/final.onnx)")
-        if path.exists() and not path.is_file():
-            raise ModelError(f"{path}: not a regular file (a FIFO, device or socket); expected a model file")
-        if not path.is_file():
-            raise ModelError(f"{path}: ONNX model file not found (write one with `ecgproto export`)")
+        path = model_file(path, "ONNX model file not found (write one with `ecgproto export`)")
         if path.stat().st_size > MAX_MODEL_FILE_BYTES:
             raise ModelError(f"{path}: {path.stat().st_size / 2 ** 20:,.0f} MiB, over the "
                              f"{MAX_MODEL_FILE_BYTES / 2 ** 20:,.0f} MiB a model file within config.py's bounds can "

@@ -69,8 +69,10 @@ def runner_from_model(model, state: dict) -> Runner:
 
     @torch.no_grad()
     def outputs(x, batch_size=256):
-        return batched_outputs(lambda batch: [t.cpu().numpy() for t in deployable(torch.from_numpy(batch).to(device))],
-                               x, batch_size)
+        def run(batch):  # a read-only array (a memory map, a slice of one) is copied: torch wants writable memory
+            batch = batch if batch.flags.writeable else batch.copy()
+            return [t.cpu().numpy() for t in deployable(torch.from_numpy(batch).to(device))]
+        return batched_outputs(run, x, batch_size)
 
     sources = state.get("source_signals")
     return Runner(metadata(model, state), outputs, True,

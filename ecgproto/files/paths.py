@@ -31,3 +31,18 @@ def walk_files(root: Path):
     for folder, _, files in os.walk(root, followlinks=False):
         out += [Path(folder, f) for f in files if os.path.isfile(os.path.join(folder, f))]
     return sorted(out)
+
+
+def model_file(path: Path, missing: str) -> Path:
+    """A model file path checked before it is opened: not a folder, not a FIFO/device/socket, present
+    (`missing` says what to do otherwise). ModelError names the path."""
+    from ecgproto.errors import ModelError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder; expected a model file (e.g. models/final.pt or models/final.onnx)")
+    if path.exists() and not path.is_file():
+        raise ModelError(f"{path}: not a regular file (a FIFO, device or socket); expected a model file")
+    if not path.is_file():
+        raise ModelError(f"{path}: {missing}")
+    return path

@@ -22,6 +22,7 @@ from ecgproto.data.ptbxl import LABELS, N_SAMPLES
 from ecgproto.deploy.preprocessing import MAX_FILTER_ORDER, usable_preprocessing
 from ecgproto.errors import ModelError
 from ecgproto.files.atomic import atomic_path
+from ecgproto.files.paths import model_file
 from ecgproto.model.network import build, config_problem
 from ecgproto.trust import calibration
 from ecgproto.trust import guard as quality
@@ -145,14 +146,7 @@ def load_checkpoint(path: Path, device="cpu", require_prototypes: bool = False, 
     """(model, checkpoint dict) from an ecgproto model file, checked before use; ModelError otherwise. In order:
     a regular file of bounded size, plain data only, the architecture within bounds (before it is built), the
     weights, labels, preprocessing and extras, then the digest (and expect_sha256, when given)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ModelError(f"{path}: is a folder; expected a model file (e.g. models/final.pt or models/final.onnx)")
-    if path.exists() and not path.is_file():
-        raise ModelError(f"{path}: not a regular file (a FIFO, device or socket); expected a model file")
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found (train one with `dvc repro`; the final model is "
-                         "models/final.pt)")
+    path = model_file(path, "model file not found (train one with `dvc repro`; the final model is models/final.pt)")
     if path.suffix == ".onnx":
         raise ModelError(f"{path}: an ONNX model; run it with --runtime onnx (or leave --runtime at auto)")
     _check_size(path)

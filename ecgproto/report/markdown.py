@@ -38,11 +38,15 @@ CLASSIFIER_NOTE = {
 }
 CLASSIFIER_STEP = {"addon": "epoch", "last_layer": "Adam step (full batch)"}
 
-# ../shared/FACTS.md section 4 (ProtoECGNet, Sethi et al. 2025; course replication; Strodthoff et al. 2020)
+# Sethi et al., "ProtoECGNet: case-based interpretable deep learning for multi-label ECG classification with
+# contrastive learning", MLHC 2025 (rhythm branch); the course replication that proposed this project; and
+# Strodthoff et al., "Deep learning for ECG analysis: benchmarks and insights from PTB-XL", IEEE JBHI 2021.
 PUBLISHED = (
-    ("ProtoECGNet rhythm branch, branch classifier, with contrastive loss", "macro-AUROC, 16 labels, per-batch mean", 0.8808),
+    ("ProtoECGNet rhythm branch, branch classifier, with contrastive loss", "macro-AUROC, 16 labels, per-batch mean",
+     0.8808),
     ("Course replication, plain 1D ResNet-18", "macro-AUROC, 16 labels, per-batch mean", 0.8682),
-    ("Course replication, ProtoECGNet rhythm branch after joint stage", "macro-AUROC, 16 labels, per-batch mean", 0.8819),
+    ("Course replication, ProtoECGNet rhythm branch after joint stage", "macro-AUROC, 16 labels, per-batch mean",
+     0.8819),
     ("Course replication, after projection + classifier", "macro-AUROC, 16 labels, per-batch mean", 0.8779),
     ("PTB-XL benchmark, rhythm task, xresnet1d101", "macro-AUROC, 12 labels, unlabelled records dropped", 0.957),
 )
@@ -144,8 +148,10 @@ def published_table() -> str:
 def calibration_table(final: dict) -> str:
     if "ece_calibrated" not in final:
         return "The final model has no calibration (an older model file)."
-    lines = ["| final model | expected calibration error | Brier score | macro F1 of the calls |", "| --- | --- | --- | --- |",
-             f"| sigmoid(logit), threshold 0.5 | {_fmt(final['ece_uncalibrated'])} | {_fmt(final['brier_uncalibrated'])} "
+    lines = ["| final model | expected calibration error | Brier score | macro F1 of the calls |",
+             "| --- | --- | --- | --- |",
+             f"| sigmoid(logit), threshold 0.5 | {_fmt(final['ece_uncalibrated'])} | "
+             f"{_fmt(final['brier_uncalibrated'])} "
              f"| {_fmt(final['macro_f1_at_0.5'])} |",
              f"| calibrated (validation folds), per-class thresholds | {_fmt(final['ece_calibrated'])} | "
              f"{_fmt(final['brier_calibrated'])} | {_fmt(final['macro_f1_at_thresholds'])} |"]
@@ -176,12 +182,14 @@ def interpretability_table(figures: dict) -> str:
         ("prototypes", figures["prototypes"], "class-specific prototypes the model uses"),
         ("pruned", figures.get("pruned", 0), "prototypes without an ECG of their own (repeats, no source), weight 0"),
         ("mean pairwise cosine", figures["mean_pairwise_cosine"], "between all prototypes; lower = more diverse"),
-        ("mean within-class cosine", figures["mean_within_class_cosine"], "between prototypes of one class; near 1 = redundant"),
+        ("mean within-class cosine", figures["mean_within_class_cosine"],
+         "between prototypes of one class; near 1 = redundant"),
         ("distinct source ECGs", f"{figures['distinct_source_ecgs']} of {figures['projected']} projected",
          "training ECGs the prototypes became"),
         ("prototypes sharing a source ECG", figures["prototypes_sharing_a_source_ecg"],
          "prototypes projected onto an ECG another prototype already shows"),
-        (k.replace("_", " "), figures[k], "share of each prototype's nearest training ECGs carrying its class, averaged per class"),
+        (k.replace("_", " "), figures[k],
+         "share of each prototype's nearest training ECGs carrying its class, averaged per class"),
         ("nearest own-class prototype", figures["mean_similarity_nearest_own_class_prototype"],
          "mean cosine of a training ECG to its closest own-class prototype"),
         ("nearest wrong-class prototype", figures["mean_similarity_nearest_wrong_class_prototype"],
@@ -190,7 +198,8 @@ def interpretability_table(figures: dict) -> str:
     optional = [
         ("own-class share of evidence", "own_class_share_of_evidence",
          "per test ECG and label: |own prototypes' contributions| / |all contributions| (1 = this looks like that)"),
-        ("wrong-class weights near 0", "wrong_class_weights_below_0.05", "share of wrong-class last-layer weights with |w| < 0.05"),
+        ("wrong-class weights near 0", "wrong_class_weights_below_0.05",
+         "share of wrong-class last-layer weights with |w| < 0.05"),
         ("guard pass rate (test)", "guard_pass_rate_test", "test ECGs that pass the signal checks and are familiar"),
         ("feature agreement of the evidence", "feature_agreement",
          "called STACH/SBRAD/AFIB/1AVB/IVCD/SR, top-3 evidence for: query and source ECG both show the label's "
@@ -199,7 +208,8 @@ def interpretability_table(figures: dict) -> str:
          "test ECGs whose leading prototype has a 1 s window standing out (drop >= 2x the median window's)"),
         ("where: best / random window", "window_check_best_over_random",
          "similarity drop when the best 1 s window is blanked, over a random 1 s window's (all test ECGs)"),
-        ("where: best / random, localised", "window_check_best_over_random_localised", "the same on the localised ones"),
+        ("where: best / random, localised", "window_check_best_over_random_localised",
+         "the same on the localised ones"),
     ]
     rows += [(a, figures[k], c) for a, k, c in optional if k in figures]
     lines = ["| figure | value | meaning |", "| --- | --- | --- |"]
@@ -250,7 +260,8 @@ def transfer_section(transfer: dict) -> list:
 def limitations(source: str, evaluation: dict, figures: dict) -> list:
     items = []
     if source == "synthetic":
-        items.append("Synthetic ECGs, however realistic the generator tries to be (morphology, noise, borderline cases, "
+        items.append("Synthetic ECGs, however realistic the generator tries to be (morphology, noise, borderline "
+                     "cases, "
                      "label noise), are not evidence about real ECGs: see the real-ECG section.")
     if evaluation["labels_excluded"]:
         items.append(f"Codes without both positives and negatives in the evaluated folds are left out of the macro "
@@ -294,7 +305,8 @@ def render(ctx: dict) -> str:
         "",
         BACKBONE_NOTE[ctx["joint_backbone"]] + " " + CLASSIFIER_NOTE[ctx["classifier_retrain"]],
         "",
-        "Published figures to compare with (../shared/FACTS.md section 4). They were measured on real PTB-XL "
+        "Published figures to compare with (Sethi et al., MLHC 2025; Strodthoff et al., IEEE JBHI 2021). They were "
+        "measured on real PTB-XL "
         "fold 10 with the per-batch metric; compare them with the per-batch column above, and only when this "
         "report was produced on real PTB-XL:",
         "",
@@ -336,7 +348,8 @@ def render(ctx: dict) -> str:
         out += ["", "## On real ECGs", ""] + transfer_section(ctx["transfer"])
     if ctx.get("external") is not None:
         out += ["", "## Other hospitals' ECGs", ""] + external_section(ctx["external"])
-    out += ["", "## Efficiency", "", "Deterministic counts (metrics/model_size.json):", "", sizes_table(ctx["sizes"]), ""]
+    out += ["", "## Efficiency", "", "Deterministic counts (metrics/model_size.json):", "",
+            sizes_table(ctx["sizes"]), ""]
     bench = ctx.get("bench")
     if bench:
         from ecgproto.report.bench_table import table
@@ -365,7 +378,8 @@ def headline(ctx: dict) -> dict:
                 "own_class_share_of_evidence", "guard_pass_rate_test"):
         out[key] = figures.get(key)
     out["nearest_own_minus_wrong_prototype_similarity"] = round(
-        figures["mean_similarity_nearest_own_class_prototype"] - figures["mean_similarity_nearest_wrong_class_prototype"], 4)
+        figures["mean_similarity_nearest_own_class_prototype"]
+        - figures["mean_similarity_nearest_wrong_class_prototype"], 4)
     transfer, external = ctx.get("transfer") or {}, ctx.get("external") or {}
     out["transfer_final_macro_auroc"] = transfer["final"]["macro_auroc"] if transfer.get("computed") else None
     key = next((k for k in external.get("final", {}) if k.startswith("macro_auroc_labels_with_")), None)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from ecgproto.model.inference import predict
-from ecgproto.trust.evidence import interpolate_steps, split_logits
+from ecgproto.trust.evidence import split_logits
 
 
 def duplicate_groups(model, cosine: float) -> list:
@@ -40,14 +40,6 @@ def explain(model, x, labels, calibration: dict | None = None, top: int | None =
 
 
 @torch.no_grad()
-def where_it_matches(model, x, n_samples: int | None = None) -> np.ndarray:
-    """(N, P, n_samples) local similarity of every prototype along each ECG of x, linearly
-    interpolated from the feature map's time steps (centred on the samples they summarise)."""
-    model.eval()
-    x = torch.as_tensor(np.array(x, dtype=np.float32), device=model.prototypes.device)
-    return interpolate_steps(model.local_similarities(x).cpu().numpy(), n_samples or x.shape[-1])
-
-
 def choose_cases(y: np.ndarray, probs: np.ndarray, labels, codes, threshold) -> list:
     """Per requested code: the most confident correct detection and the worst mistake (a missed
     positive, else a false alarm). Codes absent from the split are reported, not silently dropped."""

@@ -82,17 +82,6 @@ def split_logits(logits: np.ndarray, sims: np.ndarray, weight: np.ndarray, proto
     return result
 
 
-def interpolate_steps(local: np.ndarray, n_samples: int) -> np.ndarray:
-    """(..., T') per-time-step similarities (one step per 32 input samples) -> (..., n_samples), linearly
-    interpolated, each step centred on the samples it summarises: where in the ECG a prototype matches."""
-    steps = local.shape[-1]
-    pos = np.clip((np.arange(n_samples) + 0.5) * steps / n_samples - 0.5, 0, steps - 1)
-    lo = np.floor(pos).astype(int)
-    hi = np.minimum(lo + 1, steps - 1)
-    frac = pos - lo
-    return local[..., lo] * (1 - frac) + local[..., hi] * frac
-
-
 def lead_attribution(outputs, x: np.ndarray, prototype: int) -> np.ndarray:
     """(12,) how much each lead carries a prototype's match: the drop in its similarity when that lead
     alone is blanked (set to 0, the training mean after scaling). outputs: a runner's outputs function;

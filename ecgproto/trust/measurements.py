@@ -160,4 +160,6 @@ def measure(millivolts: np.ndarray, fs: int = FS) -> dict:
     beat, r = median_beat(highpass(np.asarray(millivolts, dtype=np.float32)[None], 0.5, 1, fs)[0], beats[normal], fs)
     if beat is not None:
         result.update(intervals(beat, r, 60 / rhythm["rate_per_min"], fs))
+    if rhythm["irregular"]:  # an irregularly irregular rhythm has no P wave to time a PR from (AF, as in 12SL)
+        result["pr_ms"] = None
     return result

@@ -16,7 +16,7 @@ from ecgproto.deploy.preprocessing import read_ecg
 from ecgproto.model.checkpoint import save_checkpoint
 from ecgproto.model.network import BackboneConfig, LinearHeadNet, ProtoECGNet1D, PrototypeConfig
 from ecgproto.model.projection import prune
-from ecgproto.trust.cases import choose_cases, explain, where_it_matches
+from ecgproto.trust.cases import choose_cases, explain
 from ecgproto.trust.interpretability import interpretability
 
 from conftest import SAMPLE, needs_sample
@@ -64,11 +64,13 @@ def test_contributions_sum_to_the_logit_for_every_label():
             assert sum(contributions) == pytest.approx(e["logit"], abs=1e-4)
             assert e["logit"] == pytest.approx(float(logits[n, c]), abs=1e-5)
             assert e["uncalibrated_probability"] == pytest.approx(1 / (1 + np.exp(-e["logit"])), rel=1e-6)
-            assert e["probability"] is None and not e["assessable"] and not e["called"]  # no calibration: no probability
+            # no calibration: no probability
+            assert e["probability"] is None and not e["assessable"] and not e["called"]
             pro = [p["contribution"] for p in e["evidence_for"]]
             con = [p["contribution"] for p in e["evidence_against"]]
             assert pro == sorted(pro, reverse=True) and all(c > 0 for c in pro)
-            assert con == sorted(con) and all(c < 0 for c in con) and e["prototypes"] == e["evidence_for"] + e["evidence_against"]
+            assert (con == sorted(con) and all(c < 0 for c in con)
+                    and e["prototypes"] == e["evidence_for"] + e["evidence_against"])
             for p in e["prototypes"]:
                 assert p["contribution"] == pytest.approx(p["similarity"] * p["weight"], abs=1e-6)
     for e in explain(model, x[:1], list(LABELS), top=3)[0]:
@@ -110,22 +112,11 @@ def test_pruned_prototypes_are_never_listed_and_the_rest_still_sum_to_the_logit(
             assert sum(p["contribution"] for p in e["prototypes"]) == pytest.approx(e["logit"], abs=1e-4)
 
 
-def test_the_highlight_peaks_where_a_planted_pattern_was_inserted():
-    model = small_model(seed=3)
-    rng = np.random.default_rng(3)
-
-    def ecg_with_burst_at(start):
-        x = 0.1 * rng.standard_normal((1, 12, 1000)).astype(np.float32)
-        x[0, :, start:start + 50] += 3 * np.sin(2 * np.pi * np.arange(50) / 10)
-        return x
-
-    source, case = ecg_with_burst_at(200), ecg_with_burst_at(700)
-    with torch.no_grad():  # prototype 0 := the latent of the source's time step holding the burst
-        steps = model.addon(model.backbone(torch.from_numpy(source)).transpose(1, 2))[0]
-        model.prototypes[0] = steps[225 // 32]
-    highlight = where_it_matches(model, case)[0, 0]
-    assert highlight.shape == (1000,)
-    assert abs(int(np.argmax(highlight)) - 725) <= 50  # burst spans samples 700-750
+def ecg_with_burst_at(start, rng):
+    """Noise with a 0.5 s burst at `start`: a pattern a prototype can be made of, and found again."""
+    x = 0.1 * rng.standard_normal((1, 12, 1000)).astype(np.float32)
+    x[0, :, start:start + 50] += 3 * np.sin(2 * np.pi * np.arange(50) / 10)
+    return x
 
 
 def test_occluding_the_window_that_holds_the_matching_beat_lowers_the_similarity_most():
@@ -137,13 +128,7 @@ def test_occluding_the_window_that_holds_the_matching_beat_lowers_the_similarity
 
     model = small_model(seed=3)
     rng = np.random.default_rng(3)
-
-    def ecg_with_burst_at(start):
-        x = 0.1 * rng.standard_normal((1, 12, 1000)).astype(np.float32)
-        x[0, :, start:start + 50] += 3 * np.sin(2 * np.pi * np.arange(50) / 10)
-        return x
-
-    source, x = ecg_with_burst_at(200), ecg_with_burst_at(700)
+    source, x = ecg_with_burst_at(200, rng), ecg_with_burst_at(700, rng)
     with torch.no_grad():  # prototype 0 := the latent of the source's time step holding the burst
         model.prototypes[0] = model.addon(model.backbone(torch.from_numpy(source)).transpose(1, 2))[0][225 // 32]
     drops = window_drops(lambda b: predict(model, b, "cpu"), x)[:, 0]
@@ -173,7 +158,8 @@ def test_interpretability_figures_on_a_hand_built_case():
     assert figures["mean_pairwise_cosine"] == pytest.approx(cos[~np.eye(4, dtype=bool)].mean(), abs=1e-4)
     assert figures["mean_within_class_cosine"] == pytest.approx(0.9, abs=1e-4)
     # ECG 0 = [1, 0]: nearest class-B prototype is [0.6, 0.8] -> 0.6
-    assert figures["mean_similarity_nearest_own_class_prototype"] > figures["mean_similarity_nearest_wrong_class_prototype"]
+    assert (figures["mean_similarity_nearest_own_class_prototype"]
+            > figures["mean_similarity_nearest_wrong_class_prototype"])
 
 
 def test_cases_cover_a_correct_detection_and_the_worst_mistake_per_code():
@@ -200,8 +186,8 @@ def test_explain_cli_on_a_real_record_prints_json_of_the_stated_shape(model_file
                 "prototypes", "decision", "assessable"} <= set(e)
         assert sum(p["contribution"] for p in e["prototypes"]) + e["rest"] == pytest.approx(e["logit"], abs=1e-4)
         d = e["decision"]  # what is shown sums to the number that decides: prior + slope x (for + against + rest)
-        assert d["prior"] + d["evidence_for"] + d["evidence_against"] + d["rest"] == pytest.approx(d["calibrated_logit"],
-                                                                                                abs=1e-4)
+        assert d["prior"] + d["evidence_for"] + d["evidence_against"] + d["rest"] == pytest.approx(
+            d["calibrated_logit"], abs=1e-4)
         if e["label"] in NOT_ASSESSABLE:
             assert e["probability"] is None and not e["called"] and e["not_assessable_because"]
         else:
@@ -250,7 +236,8 @@ def test_predict_writes_one_row_per_record(model_file, tmp_path):
     out = tmp_path / "probs.csv"
     assert main(["predict", str(SAMPLE / "records100"), "--out", str(out), "--model", str(model_file)]) == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == ["record", "reliable", "reason", "called", "windows", "model", *LABELS] and len(table) == 10
+    assert (list(table.columns) == ["record", "reliable", "reason", "called", "windows", "model", *LABELS]
+            and len(table) == 10)
     assert (table["windows"] == 1).all()
     assessable = [c for c in LABELS if c not in NOT_ASSESSABLE]
     assert table[assessable].apply(lambda col: col.between(0, 1)).all().all()
@@ -282,7 +269,8 @@ def test_bad_inputs_give_clear_errors(model_file, tmp_path, capsys):
     raw[5] = -32768
     raw.tofile(nan.with_suffix(".dat"))
     shutil.copy(good.with_suffix(".dat"), tmp_path / "leads.dat")
-    cases = {"rate": "sampled at 50 Hz; expected at least 100 Hz", "leads": "leads ['V6'] are missing", "nan": "NaN", "missing": "header file not found"}
+    cases = {"rate": "sampled at 50 Hz; expected at least 100 Hz", "leads": "leads ['V6'] are missing", "nan": "NaN",
+             "missing": "header file not found"}
     for name, message in cases.items():
         with pytest.raises(RecordError, match=re.escape(message)):
             read_ecg(tmp_path / name)
