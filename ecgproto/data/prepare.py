@@ -8,15 +8,17 @@ from pathlib import Path
 import numpy as np
 
 from ecgproto.config import PrepareParams
-from ecgproto.files.atomic import atomic_dir, read_json, write_json
-from ecgproto.errors import RecordError
-from ecgproto.data.ptbxl import label_matrix, read_metadata, read_signals
-from ecgproto.evaluation.metrics import evaluable
 from ecgproto.data.filters import LeadScaler, highpass
+from ecgproto.data.ptbxl import N_SAMPLES, label_matrix, read_metadata, read_signals
+from ecgproto.data.wfdb_record import LEADS
+from ecgproto.errors import RecordError
+from ecgproto.evaluation.metrics import evaluable
+from ecgproto.files.atomic import atomic_dir, read_json, write_json
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 MIN_RECORDS = 10  # per split, for training and evaluation: fewer cannot give a meaningful AUROC
+CHUNK = 1024  # records read, filtered and scaled at a time (48 MB of float32): the memory prepare needs
 
 
 @dataclass
@@ -53,34 +55,91 @@ def jaccard_cooccurrence(labels: np.ndarray) -> np.ndarray:
     return jac.astype(np.float32)
 
 
-def prepare(root: Path, params: PrepareParams, progress: bool = False):
-    """Read, label, filter, split and scale. Returns (splits dict, meta dict)."""
+def _signals_array(out_dir, name: str, n: int) -> np.ndarray:
+    """(n, 12, 1000) float32: an .npy file opened memory-mapped in out_dir (out of core), else in memory."""
+    shape = (n, len(LEADS), N_SAMPLES)
+    if out_dir is None:
+        return np.empty(shape, dtype=np.float32)
+    return np.lib.format.open_memmap(Path(out_dir) / f"{name}_signals.npy", mode="w+", dtype=np.float32, shape=shape)
+
+
+def _read_split(root: Path, filenames: list, out: np.ndarray, params: PrepareParams, progress: bool) -> tuple:
+    """Read, filter (and, below, scale) one split into `out` a chunk of records at a time; returns (kept mask,
+    error messages). Skipped records leave their row to be compacted away."""
+    kept, errors = np.ones(len(filenames), dtype=bool), []
+    for start in range(0, len(filenames), CHUNK):
+        names = filenames[start:start + CHUNK]
+        block, ok, bad = read_signals(root, names, skip_bad=params.skip_bad_records, progress=False)
+        rows = start + np.flatnonzero(ok)
+        out[rows] = highpass(block, params.highpass_hz, params.filter_order)
+        kept[start:start + len(names)] = ok
+        errors += bad
+        if progress:
+            log.info("read %d of %d records", min(start + CHUNK, len(filenames)), len(filenames))
+    return kept, errors
+
+
+def _compact(out_dir, name: str, signals: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """The rows of kept records only (a rare path: records skipped with prepare.skip_bad_records), copied a
+    chunk at a time into a new file that then replaces the split's."""
+    if kept.all():
+        return signals
+    if out_dir is None:
+        return signals[kept]
+    folder = Path(out_dir) / "compact"
+    folder.mkdir(exist_ok=True)
+    compact, done = _signals_array(folder, name, int(kept.sum())), 0
+    for start in range(0, len(signals), CHUNK):
+        block = signals[start:start + CHUNK][kept[start:start + CHUNK]]
+        compact[done:done + len(block)] = block
+        done += len(block)
+    compact.flush()
+    del compact, signals
+    (folder / f"{name}_signals.npy").replace(Path(out_dir) / f"{name}_signals.npy")
+    folder.rmdir()
+    return np.load(Path(out_dir) / f"{name}_signals.npy", mmap_mode="r+")
+
+
+def prepare(root: Path, params: PrepareParams, progress: bool = False, out_dir=None):
+    """Read, label, filter, split and scale. Returns (splits dict, meta dict). With out_dir the signals of
+    each split are written there as .npy files, memory-mapped, a chunk of records at a time: memory no longer
+    grows with the number of ECGs (the scaler is fitted on the training split in blocks, with the same
+    arithmetic as in memory, so the result is the same to the bit)."""
     root = Path(root)
     metadata = read_metadata(root)
     fold_of_split = {"train": params.train_folds, "val": params.val_folds, "test": params.test_folds}
     wanted = metadata["strat_fold"].isin(set().union(*fold_of_split.values()))
     metadata = metadata[wanted]
-    signals, kept, errors = read_signals(root, metadata["filename_lr"].tolist(),
-                                         skip_bad=params.skip_bad_records, progress=progress)
-    skipped = metadata.index[~kept].tolist()
-    for message in errors:
-        log.warning("skipped: %s", message)
-    metadata = metadata[kept]
-    labels = label_matrix(metadata, params.labels)
-    signals = highpass(signals, params.highpass_hz, params.filter_order)
     folds = metadata["strat_fold"].to_numpy()
     index = {name: np.flatnonzero(np.isin(folds, f)) for name, f in fold_of_split.items()}
     for name, idx in index.items():
         if len(idx) == 0:
             raise RecordError(f"{root}: no records in the {name} split (prepare.{name}_folds = "
                               f"{list(fold_of_split[name])}); the folds present are {sorted(set(folds))}")
-    scaler = (LeadScaler.fit(signals[index["train"]]) if params.standardize
-              else LeadScaler.identity(signals.shape[1]))
-    scaler.transform(signals)
-    if not np.isfinite(signals).all():  # read_record refuses non-finite input; this guards the arithmetic
-        raise RecordError(f"{root}: non-finite values after filtering and scaling; nothing was written")
+    filenames = metadata["filename_lr"].tolist()
+    arrays, kept_all, skipped = {}, np.ones(len(metadata), dtype=bool), []
+    for name, idx in index.items():
+        signals = _signals_array(out_dir, name, len(idx))
+        kept, errors = _read_split(root, [filenames[i] for i in idx], signals, params, progress)
+        for message in errors:
+            log.warning("skipped: %s", message)
+        kept_all[idx] = kept
+        arrays[name] = _compact(out_dir, name, signals, kept)
+    skipped = metadata.index[~kept_all].tolist()
+    metadata, folds = metadata[kept_all], folds[kept_all]
+    labels = label_matrix(metadata, params.labels)
+    index = {name: np.flatnonzero(np.isin(folds, f)) for name, f in fold_of_split.items()}
+    scaler = (LeadScaler.fit(arrays["train"]) if params.standardize else LeadScaler.identity(len(LEADS)))
+    for name, signals in arrays.items():
+        for start in range(0, len(signals), CHUNK):
+            block = signals[start:start + CHUNK]  # a view: scaled in place, in the file when memory-mapped
+            scaler.transform(block)
+            if not np.isfinite(block).all():  # read_record refuses non-finite input; this guards the arithmetic
+                raise RecordError(f"{root}: non-finite values after filtering and scaling; nothing was written")
+        if isinstance(signals, np.memmap):
+            signals.flush()
     ecg_ids = metadata.index.to_numpy().astype(np.int64)
-    splits = {name: Split(signals[idx], labels[idx], ecg_ids[idx]) for name, idx in index.items()}
+    splits = {name: Split(arrays[name], labels[idx], ecg_ids[idx]) for name, idx in index.items()}
     train_y = splits["train"].labels
     meta = {
         "labels": list(params.labels),
@@ -137,13 +196,20 @@ def label_counts(splits: dict, meta: dict) -> dict:
 
 
 def save(out_dir: Path, splits: dict, meta: dict) -> None:
-    """All or nothing: the folder appears complete or not at all."""
+    """All or nothing: the folder appears complete or not at all (in-memory splits; the stage writes the
+    signals memory-mapped and calls save_small inside its own atomic folder)."""
     with atomic_dir(out_dir) as tmp:
         for name, s in splits.items():
             np.save(tmp / f"{name}_signals.npy", s.signals)
-            np.save(tmp / f"{name}_labels.npy", s.labels)
-            np.save(tmp / f"{name}_ecg_ids.npy", s.ecg_ids)
-        write_json(tmp / "meta.json", meta)
+        save_small(tmp, splits, meta)
+
+
+def save_small(out_dir: Path, splits: dict, meta: dict) -> None:
+    """Labels, ecg_ids and meta.json beside the signals."""
+    for name, s in splits.items():
+        np.save(out_dir / f"{name}_labels.npy", s.labels)
+        np.save(out_dir / f"{name}_ecg_ids.npy", s.ecg_ids)
+    write_json(out_dir / "meta.json", meta)
 
 
 def load_split(prepared_dir: Path, name: str, mmap: bool = True) -> Split:

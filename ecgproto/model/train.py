@@ -32,7 +32,7 @@ def sample_weights(labels: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
-def batches(x: torch.Tensor, y: torch.Tensor, s: TrainParams, gen: torch.Generator, weights=None):
+def batches(x, y: torch.Tensor, s: TrainParams, gen: torch.Generator, weights=None):
     """One epoch of (signals, labels) batches: shuffled (or class-balanced) order, random circular
     shifts, random crops."""
     n = len(x)
@@ -45,7 +45,8 @@ def batches(x: torch.Tensor, y: torch.Tensor, s: TrainParams, gen: torch.Generat
         idx = order[i:i + s.batch_size]
         if len(idx) < 2:  # batch norm cannot train on a single record; it joins the next epoch's draw
             break
-        xb = x[idx]
+        # a memory-mapped array (prepare's .npy) is read a batch at a time: training never holds the whole set
+        xb = torch.from_numpy(np.asarray(x[idx.numpy()], dtype=np.float32)) if isinstance(x, np.ndarray) else x[idx]
         if s.shift_samples > 0:  # a rhythm has no fixed phase: where the 10 s window starts is arbitrary
             shifts = torch.randint(-s.shift_samples, s.shift_samples + 1, (len(idx),), generator=gen)
             rolled = (torch.arange(length)[None, :] - shifts[:, None]) % length
@@ -64,7 +65,7 @@ def fit(model, train, val, settings: TrainParams, loss_fn: Callable, device, see
     loss_fn(model, xb, yb) -> (loss, dict of floats). Only parameters with requires_grad train.
     Returns (best validation AUROC, best epoch)."""
     gen = torch.Generator().manual_seed(seed)
-    x = torch.from_numpy(np.array(train.signals))  # in memory: batches index it at random
+    x = train.signals  # memory-mapped: each batch reads its own records (the page cache keeps them warm)
     y = torch.as_tensor(train.labels)
     weights = sample_weights(train.labels) if settings.balanced_sampling else None
     trainable = [p for p in model.parameters() if p.requires_grad]

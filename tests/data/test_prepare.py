@@ -119,3 +119,29 @@ def test_the_numpy_first_order_filter_equals_scipys_sosfiltfilt(cutoff):
     np.testing.assert_allclose(highpass(x, cutoff, 1), sosfiltfilt(sos, x, axis=-1), atol=1e-5)
     np.testing.assert_allclose(highpass(x, cutoff, 2), sosfiltfilt(butter(2, cutoff, btype="highpass", fs=100,
                                                                          output="sos"), x, axis=-1), atol=1e-5)
+
+
+def test_out_of_core_prepare_writes_the_same_arrays_and_scaler_as_in_memory(tiny_tree, tmp_path):
+    """The streamed path (signals written memory-mapped a chunk at a time, the scaler fitted in blocks on the
+    memory map) gives the in-memory result to the bit; a skipped record is compacted away the same way."""
+    import dataclasses
+    import shutil
+
+    import numpy as np
+
+    from ecgproto.data import prepare as prep
+
+    tree = tmp_path / "tree"
+    shutil.copytree(tiny_tree, tree)
+    bad = tree / "records100/00000/00017_lr.dat"
+    bad.write_bytes(bad.read_bytes()[:100])
+    params = dataclasses.replace(PARAMS.prepare, skip_bad_records=True)
+    memory, meta_memory = prep.prepare(tree, params)
+    (tmp_path / "out").mkdir()
+    streamed, meta_streamed = prep.prepare(tree, params, out_dir=tmp_path / "out")
+    assert meta_memory == meta_streamed and meta_streamed["skipped_ecg_ids"] == [17]
+    for name in prep.SPLITS:
+        assert isinstance(streamed[name].signals, np.memmap)
+        assert np.array_equal(memory[name].signals, np.asarray(streamed[name].signals))
+        assert np.array_equal(memory[name].ecg_ids, streamed[name].ecg_ids)
+    assert not (tmp_path / "out" / "compact").exists()
