@@ -3,6 +3,8 @@ layout with a lead II rhythm strip, beat marks with RR values, and (only when oc
 window where a prototype matched."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display needed
@@ -188,6 +190,7 @@ def draw_explanation(path, doc: dict, millivolts: np.ndarray, sources: dict, max
     entries = doc["labels"] if readable else []
     shown = shown_labels(entries, max_labels)
     said = (", ".join(f"{e['label']} {e['probability']:.2f} (threshold {e['threshold']:.2f})"
+                      + (" on the prior alone" if e.get("rests_on_prior") else "")
                       for e in sorted((e for e in entries if e["called"]), key=lambda e: -e["probability"]))
             or "no label passed its threshold")
     picked = [(e, p) for e in shown for p in e["evidence_for"][:top]]
@@ -204,7 +207,7 @@ def draw_explanation(path, doc: dict, millivolts: np.ndarray, sources: dict, max
                      f" (threshold {d['threshold_logit']:+.2f})"
                      f" = prior {d['prior']:+.2f} + for {d['evidence_for']:+.2f} + against {d['evidence_against']:+.2f}"
                      f" + rest {d['rest']:+.2f}" + ("  [rests on the prior]" if e.get("rests_on_prior") else ""))
-        head += "".join(f"\nREMARK: {r}" for r in doc["remarks"])
+        head += "".join("\n" + textwrap.fill(f"REMARK: {r}", 160, subsequent_indent="    ") for r in doc["remarks"])
     leading = leading_prototype(entries)
     if leading is not None and lead_weights is not None:
         head += f"\nBlue lead boxes: prototype {leading}, the leading evidence for {shown[0]['label']}"
@@ -224,7 +227,8 @@ def draw_explanation(path, doc: dict, millivolts: np.ndarray, sources: dict, max
             feature = (f"; {proto['feature']}: this ECG {'yes' if proto['query_shows_feature'] else 'no'}, source "
                        f"{'yes' if proto['source_shows_feature'] else 'no'}")
         draw_strip(fig.add_subplot(grid[row, 0]), millivolts[ii],
-                   f"{entry['label']}: evidence for, prototype {j} ({proto['class']}{copies}), similarity "
+                   f"{entry['label']}{'' if entry['called'] else ' (NOT CALLED: the closest label)'}: evidence for, "
+                   f"prototype {j} ({proto['class']}{copies}), similarity "
                    f"{proto['similarity']:.2f} x weight {proto['weight']:+.2f} = {proto['contribution']:+.2f}; "
                    f"this ECG, 10 s: {place}{feature}", window, m.get("beats"), m.get("rr_ms"))
         found = sources.get(j)

@@ -87,7 +87,8 @@ def explain_ecg(runner, millivolts: np.ndarray, x: np.ndarray, out: dict, top, s
         "warnings": checked.get("warnings", []), "familiarity_percentile": checked["familiarity_percentile"],
         "calibrated": meta.get("calibration") is not None,
         "measurements": {**summary(measured), "beats": measured["beats"], "rr_ms": measured["rr_ms"]},
-        "remarks": remarks(called, measured, meta.get("cooccurrence")) if readable else [],
+        "remarks": remarks(called, measured, meta.get("cooccurrence"),
+                           [e["label"] for e in entries if not e["assessable"]]) if readable else [],
         "called": called if readable else [],
         "not_assessable": [{"label": e["label"], "reason": e["not_assessable_because"]}
                            for e in entries if not e["assessable"]],

@@ -22,7 +22,8 @@ def measured_line(m: dict) -> str:
     rhythm = "irregular" if m.get("irregular") else "regular"
     ectopic = f", {m['ectopic_beats']} premature beat(s)" if m.get("ectopic_beats") else ""
     axis = "-" if m.get("axis_deg") is None else f"{m['axis_deg']} deg"
-    return (f"measured: HR {m['rate_per_min']:g}/min, RR {rhythm} ({m['rr_irregularity']:.0%}{ectopic}), "
+    spread = f", RR {min(m['rr_ms'])}-{max(m['rr_ms'])} ms" if m.get("rr_ms") else ""
+    return (f"measured: HR {m['rate_per_min']:g}/min, RR {rhythm} ({m['rr_irregularity']:.0%}{ectopic}{spread}), "
             f"PR {ms('pr_ms')}, QRS {ms('qrs_ms')}, QT {ms('qt_ms')} (QTc Bazett {ms('qtc_bazett_ms')}, "
             f"Fridericia {ms('qtc_fridericia_ms')}), axis {axis}")
 
@@ -42,9 +43,12 @@ def _source(p: dict) -> str:
 def _feature(p: dict) -> str:
     if p.get("feature") is None or p.get("source_shows_feature") is None:
         return ""
-    both = p["query_shows_feature"] and p["source_shows_feature"]
-    return (f"; {p['feature']}: this ECG {'yes' if p['query_shows_feature'] else 'no'}, source "
-            f"{'yes' if p['source_shows_feature'] else 'no'}{'' if both else ' (NOT shared)'}")
+    query, source = p["query_shows_feature"], p["source_shows_feature"]
+    if query and source:
+        return f"; {p['feature']}: shared by this ECG and the source"
+    if not query and not source:
+        return f"; {p['feature']}: neither this ECG nor the source shows it"
+    return f"; {p['feature']}: {'this ECG' if query else 'the source'} only (NOT shared)"
 
 
 def _where(p: dict) -> str:
@@ -97,7 +101,8 @@ def as_text(doc: dict) -> str:
     lines += [f"REMARK: {r}" for r in doc["remarks"]]
     called = sorted((e for e in entries if e["called"]), key=lambda e: -e["probability"])
     if called:
-        lines.append("Called: " + ", ".join(_name(e["label"]) for e in called))
+        lines.append("Called: " + ", ".join(_name(e["label"]) + (" [on the prior alone, not evidenced by this ECG]"
+                                                                   if e.get("rests_on_prior") else "") for e in called))
         for e in called:
             lines += _lines_for(e)
     else:

@@ -104,6 +104,7 @@ QRS_LEVEL = 0.06   # QRS onset and offset: the magnitude within 6% of the QRS pe
 P_LEVEL = 0.3      # P onset: the magnitude below 30% of the P wave's height
 T_LEVEL = 0.1      # T end: the magnitude below 10% of the T wave's height
 MIN_WAVE_MV = 0.03  # a P or T wave lower than this over the floor is not there
+QT_MAX_SHARE_OF_RR = 0.8  # a longer "QT" reaches into the next beat: a T end not found
 
 
 def intervals(beat: np.ndarray, r: int, rr_s: float, fs: int = FS) -> dict:
@@ -160,6 +161,10 @@ def measure(millivolts: np.ndarray, fs: int = FS) -> dict:
     beat, r = median_beat(highpass(np.asarray(millivolts, dtype=np.float32)[None], 0.5, 1, fs)[0], beats[normal], fs)
     if beat is not None:
         result.update(intervals(beat, r, 60 / rhythm["rate_per_min"], fs))
-    if rhythm["irregular"]:  # an irregularly irregular rhythm has no P wave to time a PR from (AF, as in 12SL)
-        result["pr_ms"] = None
+    if rhythm["irregular"]:  # an irregularly irregular rhythm has no P wave to time a PR from (AF, as in 12SL),
+        result["pr_ms"] = None  # and its QT changes beat to beat: a median-beat QT would be a false number
+        result.update(qt_ms=None, qtc_bazett_ms=None, qtc_fridericia_ms=None)
+    elif result["qt_ms"] is not None and result["qt_ms"] > QT_MAX_SHARE_OF_RR * 1000 * 60 / rhythm["rate_per_min"]:
+        # a QT over 80% of the RR runs into the next beat: the T end was not found, not a long QT
+        result.update(qt_ms=None, qtc_bazett_ms=None, qtc_fridericia_ms=None)
     return result

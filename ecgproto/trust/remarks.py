@@ -34,7 +34,7 @@ def _regularity(m: dict, called: set) -> list:
     variation = f"median successive RR difference {m['rr_irregularity']:.0%} of the RR"
     if "AFIB" in called and not irregular:
         out.append(f"AFIB is called, but the RR intervals are regular ({variation})")
-        if bpm is not None and 130 <= bpm <= 160:
+        if bpm is not None and 120 <= bpm <= 180:  # flutter waves at 240-360/min, conducted 2:1
             out.append(f"a regular rhythm at {bpm:g}/min called AFIB: consider atrial flutter with 2:1 conduction")
     if irregular and "SR" in called and not called & IRREGULAR_RHYTHMS:
         out.append(f"the RR intervals are irregular ({variation}), but only a regular rhythm is called")
@@ -49,12 +49,17 @@ def _regularity(m: dict, called: set) -> list:
 def _intervals(m: dict, called: set) -> list:
     out = []
     pr, qrs = m.get("pr_ms"), m.get("qrs_ms")
+    if called & {"AFIB", "AFLT"}:  # fibrillation or flutter waves are no P waves: a "PR" there times nothing
+        pr = None
     if pr is not None:
+        if pr < 120:
+            out.append(f"the measured PR is {pr} ms (under 120 ms): pre-excitation, a junctional rhythm, or a P wave "
+                       "not found; verify on the tracing")
         if pr > 200 and "1AVB" not in called:
             out.append(f"the measured PR is {pr} ms (over 200 ms), but 1AVB is not called")
         if "1AVB" in called and pr <= 200:
             out.append(f"1AVB is called, but the measured PR is {pr} ms (first degree block: over 200 ms)")
-    elif "1AVB" in called:
+    elif "1AVB" in called and not called & {"AFIB", "AFLT"}:
         out.append("1AVB is called, but no P wave (and so no PR) could be measured")
     if qrs is not None:
         if qrs > 120 and "IVCD" not in called:
@@ -65,11 +70,23 @@ def _intervals(m: dict, called: set) -> list:
     return out
 
 
-def remarks(called: list, measured: dict, cooccurrence: dict | None) -> list:
+POINTS_TO = {  # a measured finding, and the labels it points to
+    "under 60/min": ("SBRAD",), "over 100/min": ("STACH", "SVTAC", "AFLT"), "irregular": ("AFIB", "SARRH", "SVARR"),
+    "PR is": ("1AVB",), "QRS is": ("IVCD",), "premature": ("BIGU", "TRIGU", "SVARR"), "flutter": ("AFLT",),
+}
+
+
+def remarks(called: list, measured: dict, cooccurrence: dict | None, not_assessable=()) -> list:
     """Sentences for a reader: calls and measurements that disagree (both directions), and called labels
-    that never occurred together in the training folds (cooccurrence: {code: {code: Jaccard}})."""
+    that never occurred together in the training folds (cooccurrence: {code: {code: Jaccard}}). A finding
+    that points to a label the model cannot assess says so: the model is silent there, not negative."""
     chosen = set(called)
     out = _rate(measured, chosen) + _regularity(measured, chosen) + _intervals(measured, chosen)
+    silent = set(not_assessable)
+    for k, sentence in enumerate(out):
+        labels = sorted({c for key, codes in POINTS_TO.items() if key in sentence for c in codes} & silent)
+        if labels:
+            out[k] = f"{sentence} ({', '.join(labels)}: not assessable by this model)"
     if cooccurrence:
         pairs = [(a, b) for i, a in enumerate(called) for b in called[i + 1:]
                  if cooccurrence.get(a, {}).get(b, 1.0) == 0.0 and not {a, b} <= SINUS_FAMILY]

@@ -107,6 +107,7 @@ BASE = {"rate_per_min": 75.0, "irregular": False, "rr_irregularity": 0.02, "ecto
     ({"irregular": True, "rr_irregularity": 0.2}, ["SR"], "irregular (median successive RR difference 20%"),
     ({}, ["AFIB"], "AFIB is called, but the RR intervals are regular"),
     ({"rate_per_min": 140.0}, ["AFIB"], "consider atrial flutter"),
+    ({"pr_ms": 90}, ["SR"], "PR is 90 ms (under 120 ms)"),
     ({}, ["SR", "BIGU"], "BIGU is called, but no premature beat was found"),
     ({"pr_ms": 240}, ["SR"], "PR is 240 ms (over 200 ms), but 1AVB is not called"),
     ({"pr_ms": 150}, ["SR", "1AVB"], "1AVB is called, but the measured PR is 150 ms"),
@@ -116,6 +117,18 @@ BASE = {"rate_per_min": 75.0, "irregular": False, "rr_irregularity": 0.02, "ecto
 def test_remarks_in_both_directions(measured, called, expected):
     said = remarks(called, {**BASE, **measured}, None)
     assert any(expected in s for s in said), said
+
+
+def test_a_finding_that_points_to_a_label_the_model_cannot_assess_says_so_and_flutter_has_no_pr():
+    said = remarks(["SR"], {**BASE, "rate_per_min": 110.0}, None, not_assessable=["STACH"])
+    assert any(s.endswith("(STACH: not assessable by this model)") for s in said)
+    assert not any("PR" in s for s in remarks(["AFIB"], {**BASE, "pr_ms": 284, "rate_per_min": 129.0}, None))
+
+
+def test_an_irregular_rhythm_has_no_pr_or_qt_and_a_qt_into_the_next_beat_is_dropped():
+    rng = np.random.default_rng(3)
+    irregular = measure(_beats_at(np.cumsum(rng.uniform(0.45, 1.1, 14))[:12]))
+    assert irregular["irregular"] and irregular["pr_ms"] is None and irregular["qt_ms"] is None
 
 
 def test_ptbxl_conventions_are_not_contradictions_and_a_consistent_call_gets_no_remark():
