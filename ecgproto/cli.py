@@ -14,13 +14,17 @@ def _synth(args) -> str:
     from ecgproto.data.synth import generate
     from ecgproto.files.atomic import atomic_dir
 
-    realism = config.load(Path(args.params)).data.synthetic_realism  # one source: params.yaml
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # "." and "..": the temporary folder goes beside the real one, never inside
+    here = Path.cwd().resolve()
+    if out == here or out in here.parents or out.parent == out:
+        raise ConfigError(f"{args.out}: the current folder, one of its parents or the root; give a folder of its own "
+                          "for the synthetic tree (it is replaced whole)")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out}: is a file; expected a folder to write the synthetic tree into")
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise ConfigError(f"{out}: folder is not empty; refusing to overwrite it (pass --overwrite to replace "
                           "the whole folder)")
+    realism = config.load(Path(args.params)).data.synthetic_realism  # one source: params.yaml
     with atomic_dir(out) as tmp:  # all or nothing: an interrupted run leaves the folder as it was
         generate(tmp, args.records, args.seed, realism, progress=True)
     return f"wrote {args.records} synthetic PTB-XL records to {args.out}"
@@ -105,8 +109,12 @@ def _external(args) -> str:
 
     models = {"final": args.model, **({"baseline": args.baseline} if args.baseline else {})}
     if args.out:
+        from ecgproto.data.wfdb_record import records_in
+        from ecgproto.files.atomic import record_inputs
+
         check_writable(Path(args.out), "--out")
-        refuse_inputs([args.out], list(models.values()), "--out")
+        records = records_in([args.folder]) if Path(args.folder).is_dir() else []
+        refuse_inputs([args.out], [*models.values(), *(f for r in records for f in record_inputs(r))], "--out")
     runners = {name: open_model(Path(path)) for name, path in models.items()}
     folders = [Path(args.folder)]
     if args.by_folder:
@@ -372,7 +380,11 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 130
     if message:
-        print(message)
+        try:
+            print(message)
+        except BrokenPipeError:  # `ecgproto explain ... | head`: the reader has gone, nothing is lost
+            sys.stderr.close()
+            return 0
     return 0
 
 

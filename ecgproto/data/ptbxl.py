@@ -12,7 +12,7 @@ import numpy as np
 
 from ecgproto.errors import RecordError
 from ecgproto.files.atomic import raise_if_stopped
-from ecgproto.files.paths import inside
+from ecgproto.files.paths import inside, record_file
 from ecgproto.data.wfdb_record import LEADS, read_header, read_leads
 
 # The 16 codes of ProtoECGNet's "1D rhythm" group, in the published order.
@@ -90,7 +90,7 @@ def read_record(path_without_ext: Path, fs: int = FS) -> np.ndarray:
     """One 10 s PTB-XL record as (12, 10 x fs) float32 millivolts, validated against the layout
     (fs = 100 for records100, 500 for records500): format 16, 12 leads in PTB-XL's order."""
     base = Path(path_without_ext)
-    hdr = read_header(base.with_suffix(".hea"))
+    hdr = read_header(record_file(base, ".hea"))
     n_samples = N_SAMPLES * fs // FS
     expected = (len(LEADS), float(fs), n_samples)
     if (hdr.n_sig, hdr.fs, hdr.n_samples) != expected:
@@ -119,8 +119,8 @@ def write_record(path_without_ext: Path, millivolts: np.ndarray, fs: int = FS) -
     lines = [f"{base.name} {len(LEADS)} {fs} {n_samples}"]
     lines += [f"{base.name}.dat 16 1000.0(0)/mV 16 0 {digital[k, 0]} {checksums[k]} 0 {lead}"
               for k, lead in enumerate(LEADS)]
-    base.with_suffix(".hea").write_text("\n".join(lines) + "\n")
-    digital.T.tofile(base.with_suffix(".dat"))
+    record_file(base, ".hea").write_text("\n".join(lines) + "\n")
+    digital.T.tofile(record_file(base, ".dat"))
 
 
 def read_signals(root: Path, filenames, skip_bad: bool = False, progress: bool = False):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ecgproto.errors import RecordError
-from ecgproto.files.paths import inside, walk_files
+from ecgproto.files.paths import inside, record_file, walk_files
 
 LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")  # PTB-XL's order
 WFDB_NAN = -32768  # format-16 sample value WFDB uses for a missing sample
@@ -126,6 +126,8 @@ def lead_order(hdr: Header, base: Path) -> list:
     index = {}
     for k, name in enumerate(hdr.sig_name):
         key = name.strip().upper()
+        if not key:
+            raise RecordError(f"{base}.hea: signal {k + 1} has no lead name; expected the 12 standard leads by name")
         if key in index:
             raise RecordError(f"{base}.hea: lead {name!r} appears twice; expected each standard lead once")
         index[key] = k
@@ -198,10 +200,14 @@ def read_leads(base: Path, hdr: Header | None = None) -> np.ndarray:
     """(12, n_samples) float32 millivolts of any WFDB record, leads in PTB-XL's order, at the record's own
     rate (hdr.fs)."""
     base = Path(base)
-    hdr = hdr or read_header(base.with_suffix(".hea"))
+    hdr = hdr or read_header(record_file(base, ".hea"))
     order, scale = lead_order(hdr, base), unit_scale(hdr, base)
     if hdr.n_samples < 1:
         raise RecordError(f"{base}.hea: {hdr.n_samples} samples; expected a recording")
+    if (hdr.gain <= 0).any():  # every format: wfdb would put its own default gain in place of 0
+        raise RecordError(f"{base}: non-positive ADC gain {hdr.gain.tolist()}; expected positive gains")
+    if hdr.n_sig < 1:
+        raise RecordError(f"{base}.hea: no signals; expected the 12 standard leads")
     plain = set(hdr.fmt) == {"16"} and len(set(hdr.file_names)) == 1
     physical = read_format16(base, hdr) if plain else _read_with_wfdb(base, hdr)
     with np.errstate(over="ignore", invalid="ignore"):

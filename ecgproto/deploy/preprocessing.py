@@ -10,6 +10,7 @@ from ecgproto.data.filters import LeadScaler, highpass
 from ecgproto.data.ptbxl import FS, N_SAMPLES
 from ecgproto.data.wfdb_record import read_header, read_leads
 from ecgproto.errors import RecordError
+from ecgproto.files.paths import record_file
 
 MAX_FILTER_ORDER = 8  # as config.py allows: a huge order read from a model file would stall the filter design
 
@@ -33,7 +34,7 @@ def read_ecg(path) -> tuple:
     base = Path(path)
     if base.suffix in (".hea", ".dat", ".mat"):
         base = base.with_suffix("")
-    hdr = read_header(base.with_suffix(".hea"))
+    hdr = read_header(record_file(base, ".hea"))
     if hdr.fs < FS:
         raise RecordError(f"{base}: sampled at {hdr.fs:g} Hz; expected at least {FS} Hz (the model reads 100 Hz)")
     if hdr.n_samples < round(N_SAMPLES / FS * hdr.fs):

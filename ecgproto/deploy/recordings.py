@@ -50,7 +50,8 @@ def answer(runner, millivolts: np.ndarray) -> dict:
     ok = np.array([why is None for why in assessable(calibration, len(runner.labels), protos)])
     carried = np.where(used[:, None], probs, -np.inf).argmax(axis=0)  # per label: the window that carried it
     return {"starts": starts, "millivolts": mv, "x": x, "out": out, "verdicts": verdicts,
-            "reliable": bool(readable.any()) if meta.get("guard") is not None else None,
+            # None when the guard could not judge (no guard or no familiarity block), as explain says
+            "reliable": None if any(v["reliable"] is None for v in verdicts) else bool(readable.any()),
             "probabilities": np.where(ok, record[0], np.nan), "called": calls(record, calibration, protos)[0],
             "scores": record[0],  # every label's (calibrated where possible) probability: for AUROC, not to show
             "window_probabilities": probs, "carried_by": carried}

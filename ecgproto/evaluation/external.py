@@ -18,6 +18,7 @@ from ecgproto.deploy.preprocessing import read_ecg
 from ecgproto.deploy.recordings import answer
 from ecgproto.errors import RecordError
 from ecgproto.evaluation import metrics
+from ecgproto.files.paths import record_file
 
 MIN_POSITIVES = 5  # a label with fewer positives in the folder is shown, not averaged
 
@@ -30,7 +31,11 @@ def snomed_table() -> dict:
 
 def diagnoses(hea: Path) -> list:
     """The SNOMED-CT codes on a Challenge header's `#Dx:` line ([] when it has none)."""
-    for line in hea.read_bytes()[:1 << 20].decode("latin-1").splitlines():
+    if not hea.is_file():  # a FIFO or folder named like a header: the reader names it later
+        return []
+    with open(hea, "rb") as f:
+        text = f.read(1 << 20).decode("latin-1")
+    for line in text.splitlines():
         text = line.lstrip("#").strip()  # "#Dx: ..." as the Challenge writes it, "# Dx: ..." as wfdb does
         if line.startswith("#") and text.startswith("Dx:"):
             return [c.strip() for c in text[3:].split(",") if c.strip()]
@@ -43,7 +48,7 @@ def labelled_records(folder: Path, labels) -> tuple:
     table = snomed_table()
     records, rows, unmapped, unlabelled = [], [], Counter(), []
     for record in records_in([folder]):
-        codes = diagnoses(record.with_suffix(".hea"))
+        codes = diagnoses(record_file(record, ".hea"))
         if not codes:
             unlabelled.append(record)
             continue
@@ -73,6 +78,8 @@ def evaluate_external(folder: Path, runners: dict, bootstrap: int, seed: int, pr
     """{records, unreadable, refused_by_guard, unmapped codes, per model: scores} for every runner (name:
     deploy.predictor.Runner) on the labelled records of `folder`."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise RecordError(f"{folder}: not a folder; expected a folder of PhysioNet/CinC Challenge records")
     first = next(iter(runners.values()))
     labels = list(first.labels)
     records, y, unmapped, unlabelled = labelled_records(folder, labels)
@@ -95,6 +102,9 @@ def evaluate_external(folder: Path, runners: dict, bootstrap: int, seed: int, pr
         by_source[record.parent.name] += 1
         if progress and (k + 1) % 50 == 0:
             progress(f"{k + 1} of {len(records)} records")
+    if not kept:
+        raise RecordError(f"{folder}: none of its {len(records)} labelled records could be read, e.g. "
+                          f"{unreadable[0]['record']}: {unreadable[0]['reason']}")
     y = y[kept]
     result = {"computed": True, "folder": str(folder), "records": len(records), "scored": len(kept),
               "records_by_folder": dict(sorted(by_source.items())), "unlabelled": len(unlabelled),

@@ -127,6 +127,8 @@ def check_writable(path: Path, what: str) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise ConfigError(f"{what} {path}: is a folder; expected a file name")
+    if path.exists() and not path.is_file():  # /dev/null, a FIFO: an atomic rename would replace the device
+        raise ConfigError(f"{what} {path}: is not a regular file (a device, FIFO or socket); expected a file name")
     if not parent.is_dir():
         raise ConfigError(f"{what} {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -164,10 +166,17 @@ def refuse_inputs(outputs, inputs, what: str) -> None:
 def record_inputs(base: Path) -> list:
     """The files a WFDB record is read from: its header, the signal files the header names, and the
     usual signal files beside it (.dat, .mat), whether or not they exist yet."""
+    import stat
+
+    from ecgproto.files.paths import record_file
+
     base = Path(base)
-    found = [base.with_suffix(".hea"), base.with_suffix(".dat"), base.with_suffix(".mat")]
+    found = [record_file(base, ".hea"), record_file(base, ".dat"), record_file(base, ".mat")]
     try:
-        lines = base.with_suffix(".hea").read_bytes()[:65536].decode("latin-1").splitlines()
+        if not stat.S_ISREG(os.stat(found[0]).st_mode):  # a FIFO would hang the read: the reader refuses it later
+            return found
+        with open(found[0], "rb") as f:
+            lines = f.read(65536).decode("latin-1").splitlines()
     except OSError:
         return found
     body = [ln for ln in lines if ln.strip() and not ln.startswith("#")]

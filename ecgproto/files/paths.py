@@ -46,3 +46,9 @@ def model_file(path: Path, missing: str) -> Path:
     if not path.is_file():
         raise ModelError(f"{path}: {missing}")
     return path
+
+
+def record_file(base: Path, extension: str) -> Path:
+    """A WFDB record's file: base + extension. Not Path.with_suffix, which would read record `x.v2`'s header
+    from `x.hea`, another record's."""
+    return Path(f"{base}{extension}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def parse_metrics(text: str, where: str):
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise GateError(f"{where}: not valid JSON ({exc})") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise GateError(f"{where}: not a usable metrics file ({str(exc)[:120]})") from None
     except RecursionError:
         raise GateError(f"{where}: JSON nested too deeply to be a metrics file") from None
 
@@ -39,6 +42,8 @@ def gate(file: str, metric: str, against: str, max_drop: float) -> str:
     unknown revision or a revision without the file fails: a typo must not let a regression through."""
     if against.startswith("-") or not against.strip():
         raise ConfigError(f"--against {against!r}: expected a git revision (a name cannot start with '-')")
+    if Path(file).exists() and not Path(file).is_file():  # a FIFO would hang the read
+        raise GateError(f"{file}: not a regular file; expected a JSON metrics file")
     try:
         text = Path(file).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -50,12 +55,23 @@ def gate(file: str, metric: str, against: str, max_drop: float) -> str:
     if commit.returncode != 0:
         raise GateError(f"--against {against!r}: not a git revision here (a typo, or a shallow clone "
                         "without it); the gate cannot compare and fails")
-    shown = subprocess.run(["git", "show", "--end-of-options", f"{commit.stdout.strip()}:{file}"],
-                           capture_output=True, text=True)
+    # the committed file at the same place as the workspace's: "REV:./x" is relative to the current folder, as
+    # the file is (a bare "REV:x" would be relative to the repository's root, another file from a subfolder)
+    path = Path(file)
+    if path.is_absolute():
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True).stdout.strip()
+        spec = f"{commit.stdout.strip()}:{os.path.relpath(path.resolve(), top)}"
+    else:
+        spec = f"{commit.stdout.strip()}:./{path.as_posix()}"
+    shown = subprocess.run(["git", "show", "--end-of-options", spec], capture_output=True)
     if shown.returncode != 0:
         raise GateError(f"{against}:{file}: the revision has no such file; the gate cannot compare "
                         f"{metric} = {current:.4f} with anything and fails")
-    committed = metric_value(parse_metrics(shown.stdout, f"{against}:{file}"), metric,
+    try:
+        committed_text = shown.stdout.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GateError(f"{against}:{file}: not UTF-8 text; not a metrics file") from None
+    committed = metric_value(parse_metrics(committed_text, f"{against}:{file}"), metric,
                         f"{against}:{file}")
     line = f"{metric}: {current:.4f} now, {committed:.4f} at {against} (allowed drop {max_drop})"
     if current < committed - max_drop:

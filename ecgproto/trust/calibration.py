@@ -19,6 +19,7 @@ from ecgproto.errors import ModelError
 
 MIN_POSITIVES = 5   # validation positives below which a Platt fit (and an F1 threshold) is noise
 MIN_SLOPE = 0.05    # calibration slope below which the logit no longer moves the probability
+MAX_COEFFICIENT = 100.0  # a larger slope or intercept in a model file is damage: exp() would overflow
 
 
 def _sigmoid(x):
@@ -95,6 +96,8 @@ def check(calibration, n_classes: int, where: str) -> None:
         problem = "slope, intercept or threshold is not a list of finite numbers, one per label"
     elif not all(0 < t < 1 for t in calibration["threshold"]):
         problem = "has a threshold outside (0, 1)"
+    elif any(abs(v) > MAX_COEFFICIENT for k in ("slope", "intercept") for v in calibration[k]):
+        problem = f"has a slope or intercept beyond +-{MAX_COEFFICIENT:g} (a Platt fit on logits never gives one)"
     elif "fitted" in calibration and not (isinstance(calibration["fitted"], (list, tuple))
                                          and len(calibration["fitted"]) == n_classes
                                          and all(isinstance(f, bool) for f in calibration["fitted"])):
