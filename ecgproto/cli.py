@@ -213,6 +213,8 @@ def _crossval(args) -> str:
     out, per_label = Path(args.out), Path(args.out).with_name(Path(args.out).stem + "_per_label.json")
     progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     if args.summary:  # print what has been measured, run nothing
+        if not out.is_file():
+            raise ConfigError(f"--out {out}: no cross-validation results there yet (run `make real-subset-cv`)")
         return crossval.markdown(crossval.read_results(out))
     if args.repool:
         crossval.repool(Path(args.folder), Path(args.workdir), out, per_label, config.load(Path("params.yaml")),
@@ -258,9 +260,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-mb", type=_seconds, default=64.0, help="size cap per file in MB (default: %(default)s)")
     p.set_defaults(func=_download)
 
-    p = sub.add_parser("explain", help="explain one ECG: probabilities and the prototypes behind them")
-    p.add_argument("record", nargs="+", help="WFDB record path(s) without extension (100 Hz; 500 Hz is resampled), "
-                   "or folders of records")
+    p = sub.add_parser(
+        "explain", help="explain one ECG: probabilities and the prototypes behind them",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="What the explanation prints:\n"
+        "  measured      HR, RR regularity, PR, QRS, QT/QTc, axis, from the signal, before any label\n"
+        "  logit         the model's score for a label: the sum of similarity x weight over its prototypes\n"
+        "  prior         the calibration's intercept: what the number that decides is before this ECG counts\n"
+        "  calibrated logit = prior + slope x (evidence for + against + rest); called at or above the threshold\n"
+        "  evidence for / against   prototypes (each a real training ECG) that raise / lower the logit\n"
+        "  rest          the prototypes not listed (with --top 3, the smaller ones)\n"
+        "  near-copies   prototypes almost equal to one shown (cosine >= explain.duplicate_cosine), summed\n"
+        "  familiarity percentile   where this ECG's best prototype similarity falls among the training\n"
+        "                ECGs'; below guard.familiarity_percentile: no reliable call; below the warning\n"
+        "                percentile: a warning\n"
+        "  not assessable   labels with too few validation positives, a degenerate calibration or no\n"
+        "                prototype: no probability, never called")
+    p.add_argument("record", nargs="+", help="WFDB record path(s) without extension (any format wfdb reads; rates "
+                   "above 100 Hz resampled; records over 10 s read in windows), or folders of records")
     p.add_argument("--out-dir", help="with several records or a folder: a JSON and a PNG per record go here")
     p.add_argument("--model", help="prototype model file (default: models/final.onnx when it exists, else "
                    "models/final.pt; the same answer, the ONNX one without importing PyTorch)")

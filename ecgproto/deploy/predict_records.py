@@ -13,9 +13,10 @@ from ecgproto.data.wfdb_record import records_in
 from ecgproto.deploy.predictor import open_model
 from ecgproto.deploy.preprocessing import read_ecg
 from ecgproto.deploy.provenance import DEMO, model_note
-from ecgproto.deploy.recordings import answer
+from ecgproto.deploy.recordings import answer, has_prototype
 from ecgproto.errors import RecordError
 from ecgproto.files.atomic import atomic_path, check_writable, record_inputs, refuse_inputs
+from ecgproto.trust.calibration import assessable
 
 
 def predict_records(paths, out_path, model_path, runtime: str, expect_sha256=None) -> str:
@@ -52,8 +53,12 @@ def predict_records(paths, out_path, model_path, runtime: str, expect_sha256=Non
         writer.writerow(["record", "reliable", "reason", "called", "windows", "model", *labels])
         writer.writerows([_cell(v) for v in row] for row in rows)
     refused = sum(r[1] is False for r in rows) - len(unreadable)
-    summary = (f"wrote calibrated probabilities of {len(labels)} labels for {len(rows) - len(unreadable)} records to "
-               f"{out_path}; {refused} without a reliable rhythm call")
+    reasons = assessable(runner.meta.get("calibration"), len(labels), has_prototype(runner))
+    assessed = sum(why is None for why in reasons)
+    summary = (f"wrote calibrated probabilities of the {assessed} of {len(labels)} labels this model can assess for "
+               f"{len(rows) - len(unreadable)} records to {out_path}; {refused} without a reliable rhythm call")
+    if not assessed:
+        summary += " (this model file has no calibration: every probability cell is empty, nothing is called)"
     if unreadable:  # the CSV is written; the exit code (1) says that some records could not be read
         raise RecordError(f"{summary}; {len(unreadable)} of {len(records)} records could not be read (their rows say "
                           f"why), e.g. {unreadable[0][2][len('unreadable: '):]}")
