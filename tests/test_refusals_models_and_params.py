@@ -695,7 +695,7 @@ def test_summary_of_a_well_formed_file_and_a_mis_shaped_per_label_file(tiny_tree
     out = tmp_path / "cv.json"
     out.write_text(json.dumps(GOOD))
     assert cli(["crossval", "--summary", "--out", str(out)]) == 0
-    assert "| params | (params.yaml) | 1 | 0.800 (0.750-0.850)" in capsys.readouterr().out
+    assert "| params | (params.yaml at its commit) | 1 | 0.800 (0.750-0.850)" in capsys.readouterr().out
     per_label = tmp_path / "cv_per_label.json"
     per_label.write_text(json.dumps({"params": ["final"]}))
     before = out.read_bytes(), per_label.read_bytes()

@@ -349,6 +349,11 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _cell(text) -> str:
+    """A table cell: a recipe name or override with '|' or a line break cannot break the markdown table."""
+    return str(text).replace("|", "\\|").replace("\n", " ").replace("\r", " ")[:200]
+
+
 def markdown(results: dict) -> str:
     """Every recipe and seed in the results file as one table (docs/experiments.md quotes it): pooled
     macro-AUROC (95% interval) of each model, then final and baseline over the frequent labels only.
@@ -365,10 +370,11 @@ def markdown(results: dict) -> str:
             cells = [f"{run[m]['macro_auroc']:.3f} ({run[m]['macro_auroc_ci_low']:.3f}-"
                      f"{run[m]['macro_auroc_ci_high']:.3f})" for m in MODEL_FILES]
             cells += [f"{run[m].get(frequent, float('nan')):.3f}" for m in ("final", "baseline")]
-            lines.append(f"| {name} | {run.get('overrides') or '(params.yaml)'} | {key[4:]} | {' | '.join(cells)} |")
+            overrides = _cell(run.get("overrides") or "(params.yaml at its commit)")
+            lines.append(f"| {_cell(name)} | {overrides} | {key[4:]} | {' | '.join(cells)} |")
         mean = runs["mean_over_seeds"]
         cells = [f"**{mean[m]['macro_auroc_mean']:.3f}** ({mean[m]['macro_auroc_min']:.3f}-"
                  f"{mean[m]['macro_auroc_max']:.3f})" for m in MODEL_FILES]
         cells += [f"**{mean[m].get(frequent, float('nan')):.3f}**" for m in ("final", "baseline")]
-        lines.append(f"| **{name}, mean (range)** | | {mean['seeds']} | {' | '.join(cells)} |")
+        lines.append(f"| **{_cell(name)}, mean (range)** | | {mean['seeds']} | {' | '.join(cells)} |")
     return "\n".join(lines)
