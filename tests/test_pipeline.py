@@ -68,7 +68,9 @@ def test_repro_runs_every_stage_and_writes_metrics(workspace):
     figures = json.loads((workspace / "metrics/interpretability.json").read_text())
     assert figures["prototypes"] + figures["pruned"] == 32 and 0 <= figures["class_purity_top10"] <= 1
     assert 0 < figures["own_class_share_of_evidence"] <= 1 and 0 <= figures["guard_pass_rate_test"] <= 1
-    assert 0 < figures["deletion_ecgs"] <= metrics["records"]
+    assert 0 < figures["window_check_ecgs"] <= metrics["records"] and "feature_agreement" in figures
+    summary = json.loads((workspace / "metrics/summary.json").read_text())  # what `dvc metrics show` prints
+    assert summary["final_macro_auroc"] == metrics["final"]["macro_auroc"] and len(summary) < 40
     assert final["calibration"]["fitted_on"] == "validation folds [9]" and final["guard"] and final["familiarity"]
     assert {"ece_uncalibrated", "ece_calibrated", "brier_calibrated"} <= set(metrics["final"])
     text = (workspace / "reports/report.md").read_text()
@@ -129,7 +131,7 @@ def test_changing_a_loss_weight_reruns_only_what_depends_on_it(workspace):
     assert experiments, shown
     exp = experiments[0]["revs"][0]["data"]
     assert exp["params"]["params.yaml"]["data"]["loss"]["clst"] == 0.8
-    assert "final" in exp["metrics"]["metrics/evaluate.json"]["data"]
+    assert "final_macro_auroc" in exp["metrics"]["metrics/summary.json"]["data"]
 
 
 def test_stages_import_the_ecgproto_beside_them(tmp_path):
