@@ -122,3 +122,19 @@ def test_a_calibration_with_an_absurd_slope_is_refused_at_load(tmp_path):
                     calibration={**CAL, "slope": [1e308] * 16})
     with pytest.raises(ModelError, match="slope or intercept beyond"):
         load_checkpoint(path)
+
+
+def test_a_prototype_class_outside_the_labels_is_refused_by_name(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(16, 1, 8, "none"))
+    model.prototype_class[0] = 99
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, MODEL_META, calibration=CAL)
+    assert cli(["export", str(path), "--onnx", str(tmp_path / "m.onnx")]) == 1
+    assert "do not index the model's 16 labels" in capsys.readouterr().err and not (tmp_path / "m.onnx").exists()
+
+
+def test_explain_of_one_record_with_out_dir_writes_its_json(tmp_path, model_file):
+    rec = _record(tmp_path / "in", "r")
+    assert cli(["explain", str(rec), "--out-dir", str(tmp_path / "out"), "--model", str(model_file)]) == 0
+    assert json.loads((tmp_path / "out" / "r.json").read_text())["record"] == "r"

@@ -29,7 +29,7 @@ def explain_records(paths, model_path, runtime: str, top, as_json: bool, plot, o
     """One record: its explanation as text, JSON (as_json) and a figure (plot). Several records or folders:
     a JSON per record into out_dir, and a figure too with plots; a record that cannot be read gets a JSON
     saying why, and the others are answered."""
-    many = len(paths) > 1 or any(Path(r).is_dir() for r in paths)
+    many = len(paths) > 1 or any(Path(r).is_dir() for r in paths) or bool(out_dir)  # --out-dir: files, always
     if many and not out_dir:
         raise ConfigError("several records or a folder: give --out-dir, where a JSON (and with --plots a figure) per "
                           "record goes")

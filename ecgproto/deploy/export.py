@@ -41,6 +41,12 @@ class _Deployable(nn.Module):
 
 def metadata(model, state: dict) -> dict:
     labels = state["labels"]
+    classes = model.prototype_class.tolist()
+    if any(not 0 <= c < len(labels) for c in classes):  # a damaged model file: refused by name, no IndexError
+        from ecgproto.errors import ModelError
+
+        raise ModelError(f"prototype classes {sorted(set(classes))[:8]} do not index the model's {len(labels)} "
+                         "labels; the model file is damaged")
     return {"format": FORMAT, "labels": labels, "preprocessing": state["preprocessing"],
             "last_layer_weight": model.last_layer.weight.detach().cpu().tolist(),
             "prototype_class": [labels[c] for c in model.prototype_class.tolist()],

@@ -159,7 +159,7 @@ def _sources(meta: dict, path):
 def _checked(raw, path) -> dict:
     try:
         meta = json.loads(raw) if raw else None
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, nested too deep, an integer of thousands of digits
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelError(f"{path}: not an ecgproto ONNX model (no '{FORMAT}' metadata)")
