@@ -46,3 +46,9 @@ def test_the_core_install_explains_with_onnx_and_has_no_torch_or_dvc(tmp_path):
                          cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.startswith("record 00001_lr\nmeasured: HR ")
+    # the package's data files travel in the wheel: the SNOMED-CT table and the named recipes
+    read = ("from importlib import resources; "
+            "print(resources.files('ecgproto.data').joinpath('tables', 'snomed_rhythm.csv').read_text().count('\\n'), "
+            "resources.files('ecgproto.recipes').joinpath('published.yaml').is_file())")
+    data = subprocess.run([str(venv / "bin/python"), "-c", read], capture_output=True, text=True, cwd=tmp_path)
+    assert data.returncode == 0 and data.stdout.split() == ["20", "True"], data.stderr[-1000:] + data.stdout
