@@ -21,6 +21,10 @@ PARAMS = config.load(REPO / "params.yaml")  # tests vary it with dataclasses.rep
 MODEL_META = {"labels": list(LABELS), "highpass_hz": 0.5, "filter_order": 1,
               "scaler": {"mean": [0.0] * 12, "std": [0.5] * 12}}
 
+# a calibration that lets every label be assessed (enough validation positives, a real slope)
+CALIBRATION = {"slope": [1.0] * len(LABELS), "intercept": [0.0] * len(LABELS), "threshold": [0.5] * len(LABELS),
+               "fitted": [True] * len(LABELS), "positives": [10] * len(LABELS)}
+
 needs_sample = pytest.mark.skipif(not (SAMPLE / "ptbxl_database.csv").is_file(),
                                   reason=f"real PTB-XL sample not found at {SAMPLE}")
 
@@ -80,3 +84,18 @@ def stage_workspace(tmp_path, tree, params_edit=None):
 def run_stage(ws, name):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, f"stages/{name}.py"], cwd=ws, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def calibrated_model_file(tmp_path_factory):
+    """A tiny prototype model file (random weights) whose labels can all be assessed."""
+    import torch
+
+    from ecgproto.model.checkpoint import save_checkpoint
+    from ecgproto.model.network import BackboneConfig, ProtoECGNet1D, PrototypeConfig
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("calibrated") / "final.pt"
+    save_checkpoint(path, ProtoECGNet1D(BackboneConfig((8, 16), (1, 1)), PrototypeConfig(len(LABELS), 2, 8, "none")),
+                    MODEL_META, calibration=CALIBRATION)
+    return path

@@ -14,20 +14,15 @@ from ecgproto.errors import ModelError
 from ecgproto.model.checkpoint import load_checkpoint, save_checkpoint
 from ecgproto.model.network import BackboneConfig, ProtoECGNet1D, PrototypeConfig
 
+from conftest import CALIBRATION as CAL
 from conftest import MODEL_META
 
 wfdb = pytest.importorskip("wfdb")
-CAL = {"slope": [1.0] * 16, "intercept": [0.0] * 16, "threshold": [0.5] * 16, "fitted": [True] * 16,
-       "positives": [10] * 16}
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("m") / "final.pt"
-    save_checkpoint(path, ProtoECGNet1D(BackboneConfig((8,), (1,)), PrototypeConfig(16, 1, 8, "none")), MODEL_META,
-                    calibration=CAL)
-    return path
+def model_file(calibrated_model_file):
+    return calibrated_model_file
 
 
 def _record(folder, name, seed=0, scale=1.0):

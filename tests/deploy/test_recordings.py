@@ -4,30 +4,21 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from ecgproto.cli import main
 from ecgproto.data.ptbxl import LABELS
 from ecgproto.deploy.predictor import open_model
 from ecgproto.deploy.recordings import answer, window_starts
 from ecgproto.evaluation.external import diagnoses, evaluate_external, snomed_table
-from ecgproto.model.checkpoint import save_checkpoint
-from ecgproto.model.network import BackboneConfig, ProtoECGNet1D, PrototypeConfig
 
-from conftest import MODEL_META, SHARED
+from conftest import SHARED
 
 wfdb = pytest.importorskip("wfdb")
-CALIBRATION = {"slope": [1.0] * 16, "intercept": [0.0] * 16, "threshold": [0.5] * 16, "fitted": [True] * 16,
-               "positives": [10] * 16}
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("m") / "final.pt"
-    save_checkpoint(path, ProtoECGNet1D(BackboneConfig((8, 16), (1, 1)), PrototypeConfig(16, 2, 8, "none")),
-                    MODEL_META, calibration=CALIBRATION)
-    return path
+def model_file(calibrated_model_file):
+    return calibrated_model_file
 
 
 def _challenge_record(folder, name, seconds, fs, dx):
