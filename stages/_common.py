@@ -68,3 +68,21 @@ def resolve(folder: str) -> Path:
         if parent.name == "exps" and parent.parent.name == "tmp" and parent.parent.parent.name == ".dvc":
             return parent.parent.parent.parent / path
     return path
+
+
+def side_measurement(path: Path, skipped_because, compute) -> dict:
+    """An optional measurement on data that may be absent (stages transfer and external): the metrics file
+    says why it was skipped, or why it failed (a RecordError from the data), instead of stopping the
+    pipeline; otherwise it holds compute()'s result, marked computed."""
+    from ecgproto.errors import RecordError
+    from ecgproto.files.atomic import write_json
+
+    if skipped_because:
+        result = {"computed": False, "reason": skipped_because}
+    else:
+        try:
+            result = {"computed": True, **compute()}
+        except RecordError as exc:
+            result = {"computed": False, "reason": str(exc)}
+    write_json(Path(path), result)
+    return result

@@ -5,27 +5,22 @@ dependency (it may be absent): after it changes, `dvc repro -f external`."""
 from pathlib import Path
 
 from ecgproto.deploy.predictor import open_model
-from ecgproto.errors import RecordError
 from ecgproto.evaluation.external import MIN_POSITIVES, evaluate_external
 from ecgproto.evaluation.metrics import MODEL_FILES
-from ecgproto.files.atomic import write_json
 
-from _common import log, resolve, run, seeded_device
+from _common import log, resolve, run, seeded_device, side_measurement
 
 
 def main(params):
     seeded_device(params)
     folder = resolve(params.external.folder)
     key = f"macro_auroc_labels_with_{MIN_POSITIVES}_positives"
-    if not folder.is_dir():
-        result = {"computed": False, "reason": f"{folder}: no such folder (external.folder)"}
-    else:
+
+    def score():
         runners = {name: open_model(Path(MODEL_FILES[name])) for name in ("final", "baseline")}
-        try:
-            result = evaluate_external(folder, runners, params.evaluate.bootstrap, params.seed, progress=log.info)
-        except RecordError as exc:  # an optional side measurement: say why, do not stop the pipeline
-            result = {"computed": False, "reason": str(exc)}
-    write_json(Path("metrics/external.json"), result)
+        return evaluate_external(folder, runners, params.evaluate.bootstrap, params.seed, progress=log.info)
+    skipped = None if folder.is_dir() else f"{folder}: no such folder (external.folder)"
+    result = side_measurement(Path("metrics/external.json"), skipped, score)
     if not result["computed"]:
         return f"not computed: {result['reason']}"
     return (f"{result['scored']} of {result['records']} ECGs of {folder} scored ({len(result['unreadable'])} "

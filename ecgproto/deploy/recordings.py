@@ -10,6 +10,7 @@ import numpy as np
 from ecgproto.data.ptbxl import N_SAMPLES
 from ecgproto.deploy.preprocessing import preprocess
 from ecgproto.trust.calibration import apply, assessable, calls
+from ecgproto.trust.evidence import classes_with_prototypes
 from ecgproto.trust.guard import best_similarity, verdict
 
 STRIDE_S = 5
@@ -27,8 +28,7 @@ def has_prototype(runner) -> list | None:
     meta = runner.meta
     if not runner.explainable:
         return None
-    return [any(g >= 0 and meta["prototype_class"][j] == c for j, g in enumerate(meta["groups"]))
-            for c in runner.labels]
+    return classes_with_prototypes(runner.labels, meta["prototype_class"], meta["groups"])
 
 
 def answer(runner, millivolts: np.ndarray) -> dict:

@@ -30,6 +30,11 @@ def _grouped(n, c, sims, weight, contributions, groups, proto_class, sources):
     return out
 
 
+def classes_with_prototypes(labels, proto_class: list, groups: list) -> list:
+    """Per label, whether a prototype of its class is still in use (group -1: pruned)."""
+    return [any(g >= 0 and proto_class[j] == label for j, g in enumerate(groups)) for label in labels]
+
+
 def split_logits(logits: np.ndarray, sims: np.ndarray, weight: np.ndarray, proto_class: list, sources: list,
                  groups: list, labels, calibration: dict | None = None, top: int | None = 3) -> list:
     """For each ECG (logits (N, C), sims (N, P)): one entry per label with the evidence for (its largest
@@ -43,7 +48,7 @@ def split_logits(logits: np.ndarray, sims: np.ndarray, weight: np.ndarray, proto
     top=None lists every group with a non-zero contribution (rest 0)."""
     probs = calibrate(logits, calibration)
     cuts = thresholds(calibration, len(labels))
-    has_prototype = [any(g >= 0 and proto_class[j] == label for j, g in enumerate(groups)) for label in labels]
+    has_prototype = classes_with_prototypes(labels, proto_class, groups)
     not_assessable = assessable(calibration, len(labels), has_prototype)
     called, calibrated = calls(probs, calibration, has_prototype), fitted(calibration, len(labels))
     slope = np.ones(len(labels)) if calibration is None else np.asarray(calibration["slope"], dtype=np.float64)
