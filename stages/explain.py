@@ -17,7 +17,7 @@ from ecgproto.model.inference import latents
 from ecgproto.report.gallery import codes_of, draw_gallery
 from ecgproto.trust.calibration import apply, thresholds
 from ecgproto.trust.cases import choose_cases
-from ecgproto.trust.explanation import explain_ecg, feature_agreement, source_measurements
+from ecgproto.trust.explanation import explain_ecg, feature_agreement, feature_in_labelled, source_measurements
 from ecgproto.trust.interpretability import evidence_shares, interpretability, window_check_on
 
 from _common import run, seeded_device
@@ -55,6 +55,7 @@ def main(params):
                     "guard_refusals_by_reason": dict(sorted(reasons.items())),
                     "guard_warnings_test": round(float(np.mean([bool(d["warnings"]) for d in docs])), 4)})
     figures.update(feature_agreement([d for d in docs if d["reliable"] is not False], params.explain.top_prototypes))
+    figures.update(feature_in_labelled([d["measurements"] for d in docs], test.labels, labels))
     figures.update(window_check_on(runner.outputs, test.signals, weight * active[None], params.seed))
     probs = apply(out["logits"], state.get("calibration"))
     cases = choose_cases(test.labels, probs, labels, params.explain.codes,

@@ -27,6 +27,7 @@ from ecgproto.config import elided
 from ecgproto.errors import ConfigError, RecordError
 from ecgproto.evaluation.metrics import MODEL_FILES, evaluable, macro_auroc, read_predictions, summarise
 from ecgproto.tools.clone import clone_head, head, stop_group
+from ecgproto.trust.explanation import agreement_figures
 
 GROUPS = ((1, 2, 3), (4, 5, 6), (7, 8, 9))
 # A label with a handful of positives has an AUROC that one ECG's rank decides (the real subset has 1 AFLT,
@@ -215,17 +216,22 @@ def pooled_interpretability(docs: list, sizes: list) -> dict:
     """The explain stage's figures of the three groups' final models, pooled: feature agreement and the window
     check from their counts and sums (exact), the own-class share weighted by test ECGs, the own/wrong
     prototype similarity gap averaged over the groups."""
-    counts = {}
+    counts, labelled = {}, {}
     for doc in docs:
-        for label, (hits, total) in doc.get("feature_agreement_counts", {}).items():
-            counts[label] = [counts.get(label, [0, 0])[0] + hits, counts.get(label, [0, 0])[1] + total]
-    hits, total = sum(h for h, _ in counts.values()), sum(t for _, t in counts.values())
+        for label, c in doc.get("feature_agreement_counts", {}).items():
+            c = list(c) + [None, None] * (len(c) == 2)  # runs before the per-side counts hold [both, shown]
+            old = counts.get(label, [0, 0, 0, 0])
+            counts[label] = [None if a is None or b is None else a + b for a, b in zip(old, c)]
+        for label, (h, n) in doc.get("labelled_ecgs_showing_feature_counts", {}).items():
+            labelled[label] = [labelled.get(label, [0, 0])[0] + h, labelled.get(label, [0, 0])[1] + n]
     sums = [doc["window_check_sums"] for doc in docs if "window_check_sums" in doc]
 
     def ratio(best, random):
         return round(best / random, 3) if random > 0 else None
-    out = {"feature_agreement": round(hits / total, 4) if total else None, "feature_agreement_shown": total,
-           "feature_agreement_by_label": {k: round(h / t, 4) for k, (h, t) in sorted(counts.items()) if t}}
+    out = {k: v for k, v in agreement_figures(counts).items() if k != "feature_agreement_counts"}
+    if labelled:
+        out["labelled_ecgs_showing_feature_by_label"] = {k: round(h / n, 4) if n else None
+                                                         for k, (h, n) in sorted(labelled.items())}
     if sums:
         n, localised = sum(x["ecgs"] for x in sums), sum(x["localised"] for x in sums)
         out.update({"window_check_share_localised": round(localised / n, 4) if n else None,

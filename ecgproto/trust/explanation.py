@@ -99,8 +99,9 @@ def explain_ecg(runner, millivolts: np.ndarray, x: np.ndarray, out: dict, top, s
 def feature_agreement(docs: list, top: int = 3) -> dict:
     """For the called labels with a deciding feature, how often the query and the source ECG of each of its
     top evidence-for prototypes both show that feature (the source's label alone does not count: every
-    source is of its prototype's class by construction). Over all, and per label."""
-    hits, totals = {}, {}
+    source is of its prototype's class by construction). Over all, and per label; beside it each side alone
+    (the query side is the call and the measurement, the source side the prototype)."""
+    counts = {}  # label -> [both show, shown, query shows, source shows]
     for doc in docs:
         for e in doc["labels"]:
             if not e["called"] or e["label"] not in FEATURES:
@@ -108,10 +109,37 @@ def feature_agreement(docs: list, top: int = 3) -> dict:
             for p in e["evidence_for"][:top]:
                 if p["source_shows_feature"] is None:
                     continue
-                totals[e["label"]] = totals.get(e["label"], 0) + 1
-                hits[e["label"]] = hits.get(e["label"], 0) + bool(p["query_shows_feature"]
-                                                                   and p["source_shows_feature"])
-    n = sum(totals.values())
-    return {"feature_agreement": round(sum(hits.values()) / n, 4) if n else None, "feature_agreement_shown": n,
-            "feature_agreement_by_label": {k: round(hits[k] / totals[k], 4) for k in sorted(totals)},
-            "feature_agreement_counts": {k: [hits[k], totals[k]] for k in sorted(totals)}}  # to pool folds exactly
+                query, source = bool(p["query_shows_feature"]), bool(p["source_shows_feature"])
+                c = counts.setdefault(e["label"], [0, 0, 0, 0])
+                for k, hit in enumerate((query and source, True, query, source)):
+                    c[k] += hit
+    return agreement_figures(counts)
+
+
+def agreement_figures(counts: dict) -> dict:
+    """The feature agreement figures from their counts (label -> [both, shown, query, source]), which pool
+    over folds exactly."""
+    n = sum(c[1] for c in counts.values())
+
+    def share(k, c):  # None: not counted (runs recorded before the per-side counts)
+        return round(c[k] / c[1], 4) if c[1] and c[k] is not None else None
+    return {"feature_agreement": round(sum(c[0] for c in counts.values()) / n, 4) if n else None,
+            "feature_agreement_shown": n,
+            "feature_agreement_by_label": {k: share(0, c) for k, c in sorted(counts.items())},
+            "feature_agreement_query_side_by_label": {k: share(2, c) for k, c in sorted(counts.items())},
+            "feature_agreement_source_side_by_label": {k: share(3, c) for k, c in sorted(counts.items())},
+            "feature_agreement_counts": {k: list(c) for k, c in sorted(counts.items())}}
+
+
+def feature_in_labelled(measured: list, y: np.ndarray, labels: list) -> dict:
+    """The ceiling the measurements put on feature agreement: of the ECGs labelled with each label, the share
+    whose measurements show its deciding feature. Both the query and a source are such ECGs at best, so
+    agreement can hardly exceed the square of this share, whatever the model does."""
+    counts = {}
+    for label in FEATURES:
+        if label in labels:
+            rows = [m for m, yes in zip(measured, y[:, labels.index(label)]) if yes]
+            counts[label] = [sum(bool(shows_feature(label, m)) for m in rows), len(rows)]
+    return {"labelled_ecgs_showing_feature_by_label": {k: round(h / n, 4) if n else None
+                                                       for k, (h, n) in counts.items()},
+            "labelled_ecgs_showing_feature_counts": counts}

@@ -115,3 +115,20 @@ def test_the_whole_cross_validation_on_a_tiny_tree(tmp_path):
     sh(f"ecgproto crossval --repool --folder {tree}", ws)  # the same figures again from the kept predictions
     again = json.loads((ws / "metrics/real_subset_cv.json").read_text())["params"]["seed3"]
     assert again == run and "macro_auroc_labels_with_10_positives" in run["final"]
+
+
+def test_feature_agreement_pools_exactly_over_groups_and_older_counts_leave_the_sides_unknown():
+    doc = {"own_class_share_of_evidence": 0.5, "mean_similarity_nearest_own_class_prototype": 0.7,
+           "mean_similarity_nearest_wrong_class_prototype": 0.6}
+    new = [{**doc, "feature_agreement_counts": {"SR": [2, 4, 3, 3]},
+            "labelled_ecgs_showing_feature_counts": {"SR": [8, 10]}},
+           {**doc, "feature_agreement_counts": {"SR": [1, 2, 1, 2]},
+            "labelled_ecgs_showing_feature_counts": {"SR": [1, 10]}}]
+    pooled = crossval.pooled_interpretability(new, [10, 10])
+    assert pooled["feature_agreement"] == 0.5 and pooled["feature_agreement_shown"] == 6
+    assert pooled["feature_agreement_query_side_by_label"] == {"SR": round(4 / 6, 4)}
+    assert pooled["feature_agreement_source_side_by_label"] == {"SR": round(5 / 6, 4)}
+    assert pooled["labelled_ecgs_showing_feature_by_label"] == {"SR": 0.45}
+    old = [{**doc, "feature_agreement_counts": {"SR": [2, 4]}}, new[1]]
+    pooled = crossval.pooled_interpretability(old, [10, 10])
+    assert pooled["feature_agreement"] == 0.5 and pooled["feature_agreement_query_side_by_label"] == {"SR": None}

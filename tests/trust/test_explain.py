@@ -450,3 +450,26 @@ def test_a_class_that_could_not_be_calibrated_is_never_called_and_says_so():
                            calibration)[0]
     assert [e["called"] for e in entries] == [True, False]
     assert [e["calibrated"] for e in entries] == [True, False]
+
+
+def _doc(label, called, pairs):
+    """An explanation document with one label and its evidence for: (query shows, source shows) per prototype."""
+    return {"labels": [{"label": label, "called": called, "evidence_for": [
+        {"query_shows_feature": q, "source_shows_feature": s} for q, s in pairs]}]}
+
+
+def test_feature_agreement_splits_into_the_query_side_and_the_source_side():
+    from ecgproto.trust.explanation import feature_agreement, feature_in_labelled
+
+    docs = [_doc("STACH", True, [(True, True), (True, False), (True, None), (True, True)]),
+            _doc("STACH", True, [(False, True)]), _doc("STACH", False, [(True, True)]),
+            _doc("PSVT", True, [(True, True)])]  # not called, no deciding feature: not counted
+    figures = feature_agreement(docs, top=3)  # the 4th prototype of the first is beyond the top 3
+    assert figures["feature_agreement_counts"] == {"STACH": [1, 3, 2, 2]}
+    assert figures["feature_agreement"] == pytest.approx(1 / 3, abs=1e-4)
+    assert figures["feature_agreement_query_side_by_label"]["STACH"] == pytest.approx(2 / 3, abs=1e-4)
+    assert figures["feature_agreement_source_side_by_label"]["STACH"] == pytest.approx(2 / 3, abs=1e-4)
+    measured = [{"rate_per_min": r, "irregular": False, "pr_ms": None, "qrs_ms": None} for r in (120, 80, 130, 90)]
+    y = np.array([[1, 0], [1, 0], [0, 1], [0, 1]])
+    ceiling = feature_in_labelled(measured, y, ["STACH", "SR"])
+    assert ceiling["labelled_ecgs_showing_feature_counts"] == {"STACH": [1, 2], "SR": [1, 2]}
