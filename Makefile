@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install repro test test-fast deps lint bench bench-prepare rehearsal real-subset real-subset-cv real-subset-published ptbxl ptbxl-published clean
+.PHONY: install repro test test-fast deps lint bench bench-prepare rehearsal rehearsal-10x real-subset real-subset-cv real-subset-published ptbxl ptbxl-published clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -48,6 +48,15 @@ bench-prepare: $(STAMP)
 # is timed; writes benchmarks/rehearsal.json (commit it after a run). About an hour on 2 cores.
 rehearsal: $(STAMP)
 	. $(BIN)/activate && ecgproto rehearsal --seed $(SEED) --out benchmarks/rehearsal.json
+
+# The scale rehearsal: the whole DAG on a synthetic tree ten times PTB-XL's size (217,990 records, generated
+# once into data/rehearsal10x, about 25 minutes), read in place (data.source folder, no download), epochs
+# capped so that it takes about an hour on 2 cores; per-stage wall time and peak memory (resident, and the
+# anonymous part) into benchmarks/rehearsal_10x.json (commit it after a run).
+REHEARSAL_10X_CAPS ?= -S train.max_epochs=2 -S pretrain.max_epochs=10
+rehearsal-10x: $(STAMP)
+	. $(BIN)/activate && set -f && ecgproto rehearsal --scale 10 --seed $(SEED) $(REHEARSAL_10X_CAPS) \
+		--out benchmarks/rehearsal_10x.json
 
 # The whole DAG on the 1,625 real PTB-XL ECGs of ../shared/ptbxl-real-subset (folds 1-9): train on 1-8,
 # early-stop on 9, and evaluate on 9 too (the subset has no fold 10; the metrics say so). SEED=n varies

@@ -64,6 +64,10 @@ def _fraction(value: str) -> float:
     return _number(value, 0.0, 1.0, "a number from 0 to 1")
 
 
+def _scale(value: str) -> float:
+    return _number(value, 0.01, 100.0, "a factor from 0.01 to 100")
+
+
 def _seconds(value: str) -> float:
     number = _number(value, 0.0, float("inf"), "a positive number")
     if number == 0:
@@ -197,12 +201,20 @@ def _rehearsal(args) -> str:
 
     check_writable(Path(args.out), "--out")  # before an hour of work, not after
     realism = config.load(Path("params.yaml")).data.synthetic_realism
-    result = rehearsal.run(Path(args.workdir), args.records, args.seed, realism, args.interrupt_at,
-                           progress=lambda line: print(line, file=sys.stderr, flush=True))
+    progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    workdir = Path(args.workdir)
+    if args.scale is None:
+        result = rehearsal.run(workdir, args.records, args.seed, realism, args.interrupt_at, progress)
+        what, run = "make ptbxl", result["make_ptbxl"]
+    else:  # the scale rehearsal: a tree `scale` times PTB-XL's size, read in place, epochs capped by -S
+        records = round(args.scale * rehearsal.PTBXL_RECORDS)
+        workdir = workdir if args.workdir != "data/rehearsal" else Path(f"data/rehearsal{args.scale:g}x")
+        result = rehearsal.run_folder(workdir, records, args.seed, realism, args.set, progress)
+        what, run = "dvc exp run", result["pipeline"]
     write_json(Path(args.out), result)
-    if result["make_ptbxl"]["exit_code"] != 0:
-        raise TrainingError(f"make ptbxl failed (exit {result['make_ptbxl']['exit_code']}); what it printed is in "
-                            f"{Path(args.workdir) / 'rehearsal.log'}, the partial figures in {args.out}")
+    if run["exit_code"] != 0:
+        raise TrainingError(f"{what} failed (exit {run['exit_code']}); what it printed is in "
+                            f"{workdir / 'rehearsal.log'}, the partial figures in {args.out}")
     return f"{rehearsal.table(result)}\nwritten to {args.out}"
 
 
@@ -347,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42, help="SEED for make ptbxl")
     p.add_argument("--interrupt-at", type=_fraction, default=0.4, help="share of files after which the download "
                    "is interrupted once (default: %(default)s)")
+    p.add_argument("--scale", type=_scale, default=None, help="instead: the whole DAG on a synthetic tree "
+                   "this many times PTB-XL's size, read in place (data.source folder), no download")
+    p.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --scale: a params override for the run (the epoch caps), as for dvc exp run")
     p.add_argument("--out", default="benchmarks/rehearsal.json", help="result file (default: %(default)s)")
     p.set_defaults(func=_rehearsal)
 

@@ -175,9 +175,18 @@ class TrainParams:
     crop_samples: int  # random crops of this length while training; full length to evaluate
     shift_samples: int  # random circular shifts of up to this many samples either way while training
     balanced_sampling: bool
+    processes: int  # > 1: the training stages run under torchrun, one process per GPU (or CPU share)
 
     def validate(self):
         _at_least("train.batch_size", self.batch_size, 2)
+        _between("train.processes", self.processes, 1, 1024, "processes")
+        if self.batch_size % self.processes or self.batch_size // self.processes < 2:
+            raise ConfigError(f"train.batch_size = {self.batch_size} over train.processes = {self.processes}: "
+                              "expected a batch size that the processes share evenly, at least 2 records each")
+        if self.balanced_sampling and self.processes > 1:
+            raise ConfigError("train.balanced_sampling = true with train.processes > 1: several processes "
+                              "share each epoch by DistributedSampler's shuffle, which cannot weigh records; "
+                              "use one or the other")
         _at_least("train.max_epochs", self.max_epochs, 1)
         _at_least("train.patience", self.patience, 1)
         if not 0 < self.lr < 1:

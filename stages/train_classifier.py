@@ -10,6 +10,7 @@ import torch
 
 from ecgproto.data.prepare import load_meta, load_split
 from ecgproto.model.checkpoint import load_checkpoint, save_checkpoint
+from ecgproto.model.distributed import is_writer
 from ecgproto.model.inference import predict
 from ecgproto.model.projection import source_signals
 from ecgproto.model.train import freeze_all_but, train_addon_after_projection, train_last_layer
@@ -48,6 +49,8 @@ def main(params):
         best = train_last_layer(model, predict(model, train.signals, dev)["sims"], train.labels,
                                 predict(model, val.signals, dev)["sims"], val.labels, pos_weight, params, dev, curves)
         summary = f"last layer: best validation macro-AUROC {best:.4f}"
+    if not is_writer():  # the other torchrun workers trained beside it; rank 0 calibrates and writes
+        return "trained"
     calib = calibration.fit(predict(model, val.signals, dev)["logits"], val.labels, meta["folds"]["val"])
     train_best = best_similarity(predict(model, train.signals, dev)["sims"], model.active().bool().cpu().numpy())
     reference = familiarity_reference(train_best, params.guard.familiarity_percentile)
@@ -65,4 +68,4 @@ def main(params):
     return summary
 
 
-run("train_classifier", main)
+run("train_classifier", main, distributed=True)

@@ -9,6 +9,7 @@ import torch
 from ecgproto.data.prepare import load_meta, load_split
 from ecgproto.errors import ModelError
 from ecgproto.model.checkpoint import load_checkpoint, save_checkpoint
+from ecgproto.model.distributed import is_writer
 from ecgproto.model.network import prototype_model
 from ecgproto.model.train import fit, freeze_all_but, prototype_loss
 
@@ -41,8 +42,10 @@ def main(params):
                              torch.tensor(meta["cooccurrence"], device=dev), params.loss)
     settings = dataclasses.replace(params.train, lr=params.joint.lr)
     best, epoch = fit(model, train, val, settings, loss_fn, dev, params.seed, training_curves("train_joint"))
+    if not is_writer():  # the other torchrun workers trained beside it; rank 0 writes
+        return "trained"
     save_checkpoint(Path("models/joint.pt"), model, meta, best_epoch=epoch)
     return f"best validation macro-AUROC {best:.4f} at epoch {epoch} ({params.joint.backbone} backbone)"
 
 
-run("train_joint", main)
+run("train_joint", main, distributed=True)

@@ -1,5 +1,5 @@
 """Training loops: the joint stage, the classifier stage, the baseline; shared batching and early
-stopping. Plain loops, no framework."""
+stopping. Plain loops, no framework; in several processes through torch.distributed (distributed.py)."""
 from __future__ import annotations
 
 import copy
@@ -15,6 +15,7 @@ from ecgproto.config import LossParams, Params, TrainParams
 from ecgproto.errors import TrainingError
 from ecgproto.evaluation.metrics import macro_auroc
 from ecgproto.files.atomic import raise_if_stopped
+from ecgproto.model import distributed
 from ecgproto.model.inference import predict
 from ecgproto.model.losses import joint_loss, wrong_class_l1
 
@@ -32,11 +33,14 @@ def sample_weights(labels: np.ndarray) -> np.ndarray:
     return w / w.sum()
 
 
-def batches(x, y: torch.Tensor, s: TrainParams, gen: torch.Generator, weights=None):
+def batches(x, y: torch.Tensor, s: TrainParams, gen: torch.Generator, weights=None, share=None):
     """One epoch of (signals, labels) batches: shuffled (or class-balanced) order, random circular
-    shifts, random crops."""
+    shifts, random crops. share: this process's DistributedSampler when several train together."""
     n = len(x)
-    if weights is not None:
+    if share is not None:
+        order = torch.as_tensor(list(share), dtype=torch.long)
+        n = len(order)
+    elif weights is not None:
         order = torch.multinomial(torch.as_tensor(weights), n, replacement=True, generator=gen)
     else:
         order = torch.randperm(n, generator=gen)
@@ -63,11 +67,19 @@ def fit(model, train, val, settings: TrainParams, loss_fn: Callable, device, see
     """Adam + cosine schedule, early stopping on validation macro-AUROC; restores the best epoch.
 
     loss_fn(model, xb, yb) -> (loss, dict of floats). Only parameters with requires_grad train.
-    Returns (best validation AUROC, best epoch)."""
-    gen = torch.Generator().manual_seed(seed)
+    Returns (best validation AUROC, best epoch).
+
+    In a process group (train.processes > 1) each rank trains a DistributedDataParallel copy on its share of
+    every epoch, with train.batch_size / processes records per batch, so that a step averages the same
+    number of records as one process does; rank 0 measures the validation AUROC and every rank uses it."""
+    size = distributed.world_size()
+    gen = torch.Generator().manual_seed(seed + 7919 * distributed.rank())  # rank 0 crops as one process does
     x = train.signals  # memory-mapped: each batch reads its own records (the page cache keeps them warm)
     y = torch.as_tensor(train.labels)
     weights = sample_weights(train.labels) if settings.balanced_sampling else None
+    share = distributed.sampler(len(x), seed) if size > 1 else None
+    per_rank = dataclasses.replace(settings, batch_size=settings.batch_size // size)
+    net = distributed.wrap(model, device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=settings.lr, weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.max_epochs)
@@ -75,10 +87,12 @@ def fit(model, train, val, settings: TrainParams, loss_fn: Callable, device, see
     for epoch in range(1, settings.max_epochs + 1):
         model.train()
         sums, n = {}, 0
-        for batch, (xb, yb) in enumerate(batches(x, y, settings, gen, weights), 1):
+        if share is not None:
+            share.set_epoch(epoch)
+        for batch, (xb, yb) in enumerate(batches(x, y, per_rank, gen, weights, share), 1):
             raise_if_stopped()
             xb, yb = xb.to(device), yb.to(device)
-            loss, terms = loss_fn(model, xb, yb)
+            loss, terms = loss_fn(net, xb, yb)
             if not torch.isfinite(loss):
                 raise TrainingError(f"non-finite training loss ({float(loss.detach())}) at epoch {epoch}, "
                                     f"batch {batch} "
@@ -90,8 +104,10 @@ def fit(model, train, val, settings: TrainParams, loss_fn: Callable, device, see
                 sums[k] = sums.get(k, 0.0) + v * len(xb)
             n += len(xb)
         sched.step()
-        val_auroc = macro_auroc(val.labels, predict(model, val.signals, device)["probs"])
-        values = {**{f"train_{k}": v / n for k, v in sums.items()}, "val_macro_auroc": val_auroc}
+        *totals, n = distributed.summed([*sums.values(), n])
+        val_auroc = distributed.from_writer(macro_auroc(val.labels, predict(model, val.signals, device)["probs"])
+                                            if distributed.is_writer() else np.nan)
+        values = {**{f"train_{k}": v / n for k, v in zip(sums, totals)}, "val_macro_auroc": val_auroc}
         on_epoch(epoch, values)
         log.info("epoch %d: loss %.4f, val macro-AUROC %.4f", epoch, values["train_loss"], val_auroc)
         if best[2] is None or val_auroc > best[0]:  # NaN (no evaluable label) keeps the first epoch
@@ -113,7 +129,7 @@ def bce_loss(pos_weight):
 def prototype_loss(pos_weight, cooccurrence, weights: LossParams):
     def loss_fn(model, xb, yb):
         logits, sims = model(xb)
-        return joint_loss(logits, sims, yb, model, pos_weight, cooccurrence, weights)
+        return joint_loss(logits, sims, yb, distributed.unwrap(model), pos_weight, cooccurrence, weights)
     return loss_fn
 
 
@@ -201,7 +217,8 @@ def train_addon_after_projection(model, train, val, source_x, pos_weight, params
 
     def loss_fn(model, xb, yb):
         bce = F.binary_cross_entropy_with_logits(model(xb)[0], yb, pos_weight=pos_weight)
-        return bce + l1 * wrong_class_l1(model.last_layer.weight, identity), {"bce": float(bce.detach())}
+        l1_term = wrong_class_l1(distributed.unwrap(model).last_layer.weight, identity)
+        return bce + l1 * l1_term, {"bce": float(bce.detach())}
 
     try:
         return fit(model, train, val, settings, loss_fn, device, params.seed, on_epoch)

@@ -1,4 +1,6 @@
-"""Full-size dress rehearsal of `make ptbxl` on this machine (`make rehearsal`).
+"""Full-size dress rehearsal of `make ptbxl` on this machine (`make rehearsal`), and the scale rehearsal
+at ten times PTB-XL's size (`make rehearsal-10x`, run_folder: a synthetic tree read as `data.source:
+folder`, no download, epochs capped).
 
 A synthetic PTB-XL 1.0.3 tree of the real release's size (21,799 records, its layout and SHA256SUMS.txt)
 is served on 127.0.0.1 by the PhysioNet-like server the download tests use. A fresh clone of the
@@ -9,7 +11,10 @@ the whole DAG.
 Measured from outside, so the pipeline runs unchanged: wall time and peak resident memory per stage
 (the stage's process tree, sampled from /proc every 0.5 s), download files/s and MB/s (the server's
 request log), epochs and seconds per epoch per training stage (the stages' "epoch N" log lines), the
-machine's load while it ran (so that a busy machine shows), and what the resume fetched again.
+machine's load while it ran (so that a busy machine shows), and what the resume fetched again. Memory is
+given twice: the resident set, which counts the pages of memory-mapped files the process has touched (the
+prepared arrays: page cache the kernel can drop), and the anonymous part alone (what the process itself
+holds, and what running out of memory means).
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ STAGE = re.compile(r"stages/(\w+)\.py")
 
 
 def _children() -> dict:
-    """pid -> (ppid, rss in MB, command line) of every process now running."""
+    """pid -> (ppid, rss in MB, anonymous rss in MB, command line) of every process now running."""
     page_mb = os.sysconf("SC_PAGE_SIZE") / 2 ** 20
     procs = {}
     for entry in os.scandir("/proc"):
@@ -41,12 +46,12 @@ def _children() -> dict:
             continue
         try:
             stat = Path(entry.path, "stat").read_text()
-            rss_pages = int(Path(entry.path, "statm").read_text().split()[1])
+            _, rss_pages, file_pages = (int(v) for v in Path(entry.path, "statm").read_text().split()[:3])
             cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, ValueError, IndexError):  # the process ended while we looked
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        procs[int(entry.name)] = (ppid, rss_pages * page_mb, cmdline)
+        procs[int(entry.name)] = (ppid, rss_pages * page_mb, (rss_pages - file_pages) * page_mb, cmdline)
     return procs
 
 
@@ -63,12 +68,13 @@ def _descendants(kids: dict, root: int) -> set:
 
 
 class Monitor:
-    """Samples a process tree: total RSS, and per pipeline stage its first/last sighting and peak RSS."""
+    """Samples a process tree: total RSS (and its anonymous part), and per pipeline stage its first/last
+    sighting and peak RSS (and anonymous RSS)."""
 
     def __init__(self, root_pid: int, interval: float = 0.5):
         self.root, self.interval = root_pid, interval
-        self.stages: dict = {}      # name -> {"start", "end", "peak_rss_mb"}
-        self.peak_rss_mb = 0.0
+        self.stages: dict = {}      # name -> {"start", "end", "peak_rss_mb", "peak_anon_mb"}
+        self.peak_rss_mb = self.peak_anon_mb = 0.0
         self.loads: list = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -79,23 +85,26 @@ class Monitor:
             now = time.monotonic()
             procs = _children()
             kids = {}
-            for pid, (ppid, _, _) in procs.items():
+            for pid, (ppid, *_) in procs.items():
                 kids.setdefault(ppid, []).append(pid)
             tree = (_descendants(kids, self.root) | {self.root}) & set(procs)
             self.peak_rss_mb = max(self.peak_rss_mb, sum(procs[p][1] for p in tree))
+            self.peak_anon_mb = max(self.peak_anon_mb, sum(procs[p][2] for p in tree))
             self.loads.append(os.getloadavg()[0])
 
             def stage_of(pid):
-                m = STAGE.search(procs[pid][2]) if pid in procs else None
+                m = STAGE.search(procs[pid][3]) if pid in procs else None
                 return m.group(1) if m else None
 
             for pid in tree:
                 # the stage's topmost process (DVC's shell, or python itself), with all below it
                 if not (name := stage_of(pid)) or stage_of(procs[pid][0]):
                     continue
-                rss = procs[pid][1] + sum(procs[k][1] for k in _descendants(kids, pid) if k in procs)
-                s = self.stages.setdefault(name, {"start": now, "end": now, "peak_rss_mb": 0.0})
-                s["end"], s["peak_rss_mb"] = now, max(s["peak_rss_mb"], rss)
+                group = [pid, *(k for k in _descendants(kids, pid) if k in procs)]
+                rss, anon = (sum(procs[k][i] for k in group) for i in (1, 2))
+                s = self.stages.setdefault(name, {"start": now, "end": now, "peak_rss_mb": 0.0, "peak_anon_mb": 0.0})
+                s["end"] = now
+                s["peak_rss_mb"], s["peak_anon_mb"] = max(s["peak_rss_mb"], rss), max(s["peak_anon_mb"], anon)
             self._stop.wait(self.interval)
 
     def stop(self):
@@ -139,6 +148,21 @@ def _throughput(log: list, root: Path) -> dict:
     seconds = max(log[-1][0] - log[0][0], 1e-6)
     return {"files": len(paths), "mb": round(size / 1e6, 1), "seconds": round(seconds, 1),
             "files_per_s": round(len(paths) / seconds, 1), "mb_per_s": round(size / 1e6 / seconds, 2)}
+
+
+def stage_rows(monitor: Monitor, reader: LogReader) -> dict:
+    """Per stage: wall seconds, peak memory (resident and anonymous), epochs and median seconds per epoch."""
+    rows = {}
+    for name, s in monitor.stages.items():
+        row = {"seconds": round(s["end"] - s["start"], 1), "peak_rss_mb": round(s["peak_rss_mb"]),
+               "peak_anon_mb": round(s["peak_anon_mb"])}
+        epochs = reader.epochs.get(name, [])
+        if epochs:
+            gaps = [b[0] - a[0] for a, b in zip(epochs, epochs[1:])]
+            row["epochs"] = epochs[-1][1]
+            row["seconds_per_epoch"] = round(sorted(gaps)[len(gaps) // 2], 1) if gaps else None
+        rows[name] = row
+    return rows
 
 
 def run(workdir: Path, records: int, seed: int, realism, interrupt_share: float,
@@ -211,19 +235,11 @@ def run(workdir: Path, records: int, seed: int, realism, interrupt_share: float,
         "fetched_again": {"verified_before_interrupt": len(resumed & kept),
                           "in_flight_at_interrupt": len(resumed & in_flight)},
     }
-    result["stages"] = {}
-    for name, s in monitor.stages.items():
-        row = {"seconds": round(s["end"] - s["start"], 1), "peak_rss_mb": round(s["peak_rss_mb"])}
-        epochs = reader.epochs.get(name, [])
-        if epochs:
-            gaps = [b[0] - a[0] for a, b in zip(epochs, epochs[1:])]
-            row["epochs"] = epochs[-1][1]
-            row["seconds_per_epoch"] = round(sorted(gaps)[len(gaps) // 2], 1) if gaps else None
-        result["stages"][name] = row
+    result["stages"] = stage_rows(monitor, reader)
     stage_seconds = sum(r["seconds"] for r in result["stages"].values())
     result["make_ptbxl"] = {"exit_code": make_code, "seconds": round(make_seconds, 1),
                             "dvc_and_make_seconds": round(make_seconds - stage_seconds, 1),
-                            "peak_rss_mb": round(monitor.peak_rss_mb)}
+                            "peak_rss_mb": round(monitor.peak_rss_mb), "peak_anon_mb": round(monitor.peak_anon_mb)}
     result["total_seconds"] = round(first_seconds + make_seconds, 1)
     result["mean_load"] = round(sum(monitor.loads) / max(len(monitor.loads), 1), 2)
     evaluate = clone / "metrics" / "evaluate.json"
@@ -238,24 +254,82 @@ def run(workdir: Path, records: int, seed: int, realism, interrupt_share: float,
     return result
 
 
+PTBXL_RECORDS = 21799
+TARGET_10X_ANON_MB = 4 * 1024  # the scale rehearsal's memory target (#26); prepare in memory would need ~27 GB
+
+
+def run_folder(workdir: Path, records: int, seed: int, realism, overrides: list, progress=print) -> dict:
+    """The whole DAG on a synthetic tree of `records` records read in place (`data.source: folder`, no
+    download), as `dvc exp run` in a clone of HEAD with the given -S overrides (the epoch caps), timed
+    per stage from outside like `run`."""
+    repo = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                               check=True).stdout.strip())
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    venv_bin = Path(sys.executable).parent
+    tree = kept_tree(workdir / f"ptb-xl-synthetic-{records}" / VERSION, records, 42, realism, progress)
+    clone = workdir / "repo"
+    commit = clone_head(repo, clone, progress)
+    log_path = workdir / "rehearsal.log"
+    log_path.write_text("")
+    env = dict(os.environ, PYTHONPATH=str(clone), PYTHONUNBUFFERED="1",
+               PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
+    sets = ["data.source=folder", f"data.folder={tree}", f"seed={seed}", *overrides]
+    command = [str(venv_bin / "dvc"), "exp", "run", *(a for item in sets for a in ("-S", item))]
+    result = {"records": records, "scale": round(records / PTBXL_RECORDS, 2), "commit": commit,
+              "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+              "command": " ".join(command[1:])}
+    progress(f"{result['command']} (in {clone}; log: {log_path})")
+    start = time.monotonic()
+    child = subprocess.Popen(command, cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    try:
+        monitor = Monitor(child.pid)
+        reader = LogReader(child.stdout, log_path, echo=progress)
+        code = child.wait()
+        reader.join()
+        monitor.stop()
+    finally:  # stopped (Ctrl-C, SIGTERM) or failed: no dvc or stage is left running behind us
+        stop_group(child)
+    seconds = time.monotonic() - start
+    result["stages"] = stage_rows(monitor, reader)
+    stage_seconds = sum(r["seconds"] for r in result["stages"].values())
+    result["pipeline"] = {"exit_code": code, "seconds": round(seconds, 1),
+                          "dvc_seconds": round(seconds - stage_seconds, 1),
+                          "peak_rss_mb": round(monitor.peak_rss_mb), "peak_anon_mb": round(monitor.peak_anon_mb)}
+    result["total_seconds"] = round(seconds, 1)
+    result["mean_load"] = round(sum(monitor.loads) / max(len(monitor.loads), 1), 2)
+    evaluate = clone / "metrics" / "evaluate.json"
+    if code == 0 and evaluate.is_file():
+        import json
+        doc = json.loads(evaluate.read_text())
+        result["test_macro_auroc"] = {m: doc.get(m, {}).get("macro_auroc") for m in ("final", "baseline")}
+    finished = code == 0
+    result["targets"] = {"every stage finished": finished,
+                         "peak anonymous memory <= 4 GB": finished and monitor.peak_anon_mb <= TARGET_10X_ANON_MB}
+    return result
+
+
 def table(result: dict) -> str:
-    d = result["download"]
-    lines = [f"rehearsal of make ptbxl: {result['records']} records, commit {result['commit'][:8]}, "
+    """The figures as a text table, for `make rehearsal` (download, then make ptbxl) and `make rehearsal-10x`."""
+    lines = [f"rehearsal: {result['records']} records, commit {result['commit'][:8]}, "
              f"{result['cpus']} CPUs, mean load {result['mean_load']}",
-             f"{'step':<18}{'wall s':>9}{'peak MB':>9}{'epochs':>8}{'s/epoch':>9}"]
-    for key, label in (("interrupted", "download (stopped)"), ("resumed", "download (resume)")):
+             f"{'step':<18}{'wall s':>9}{'peak MB':>9}{'anon MB':>9}{'epochs':>8}{'s/epoch':>9}"]
+    d = result.get("download")
+    for key, label in (("interrupted", "download (stopped)"), ("resumed", "download (resume)")) if d else ():
         row = d[key]
-        lines.append(f"{label:<18}{row['seconds']:>9.1f}{'':>9}{'':>8}{'':>9}  {row['files']} files, "
+        lines.append(f"{label:<18}{row['seconds']:>9.1f}{'':>9}{'':>9}{'':>8}{'':>9}  {row['files']} files, "
                      f"{row['files_per_s']} files/s, {row['mb_per_s']} MB/s")
     for name, row in result["stages"].items():
-        lines.append(f"{name:<18}{row['seconds']:>9.1f}{row['peak_rss_mb']:>9}{row.get('epochs', ''):>8}"
-                     f"{row.get('seconds_per_epoch') or '':>9}")
-    m = result["make_ptbxl"]
-    lines.append(f"{'dvc + make':<18}{m['dvc_and_make_seconds']:>9.1f}")
-    lines.append(f"{'total':<18}{result['total_seconds']:>9.1f}{m['peak_rss_mb']:>9}   "
-                 f"(make ptbxl exit {m['exit_code']})")
-    again = d["fetched_again"]
-    lines.append(f"resume fetched again: {again['verified_before_interrupt']} verified files, "
-                 f"{again['in_flight_at_interrupt']} in flight at the interrupt")
+        lines.append(f"{name:<18}{row['seconds']:>9.1f}{row['peak_rss_mb']:>9}{row.get('peak_anon_mb', ''):>9}"
+                     f"{row.get('epochs', ''):>8}{row.get('seconds_per_epoch') or '':>9}")
+    m = result.get("make_ptbxl") or result["pipeline"]
+    lines.append(f"{'dvc + make':<18}{m.get('dvc_and_make_seconds', m.get('dvc_seconds')):>9.1f}")
+    lines.append(f"{'total':<18}{result['total_seconds']:>9.1f}{m['peak_rss_mb']:>9}{m.get('peak_anon_mb', ''):>9}"
+                 f"   (exit {m['exit_code']})")
+    if d:
+        again = d["fetched_again"]
+        lines.append(f"resume fetched again: {again['verified_before_interrupt']} verified files, "
+                     f"{again['in_flight_at_interrupt']} in flight at the interrupt")
     lines += [f"{goal}: {'met' if ok else 'NOT met'}" for goal, ok in result["targets"].items()]
     return "\n".join(lines)
