@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import reprlib
+import stat
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -373,6 +375,13 @@ def _positive(key, value):
         raise ConfigError(f"{key} = {elided(value)}: expected a positive number")
 
 
+def _looks_like_a_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
 def _convert(key: str, value, annotation):
     """Check one value against its dataclass annotation (dataclass, tuple, bool, int, float, str)."""
     if dataclasses.is_dataclass(annotation):
@@ -391,6 +400,9 @@ def _convert(key: str, value, annotation):
             raise ConfigError(f"{key} = {elided(value)}: expected an integer")
         return value
     if annotation is float:
+        if isinstance(value, str) and _looks_like_a_number(value):  # YAML 1.1 reads 1e-3 (no dot) as text
+            raise ConfigError(f"{key} = {elided(value)}: YAML reads this as text, not a number; write it with a "
+                              f"dot and a signed exponent (e.g. {float(value):.1e}) or as a decimal")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} = {elided(value)}: expected a number")
         if not math.isfinite(value):
@@ -437,10 +449,37 @@ def _refuse_aliases(text: str, path: Path) -> None:
                               "write each value out")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML keeps the last of two equal keys without a word; here a repeated key is an error."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, typing.Hashable):
+                continue  # SafeLoader refuses it below, with its own message
+            if key in seen:
+                raise ConfigError(f"line {key_node.start_mark.line + 1}: key {elided(key)} appears twice in "
+                                  "one section; keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+MAX_PARAMS_BYTES = 1 << 20  # params.yaml is a few kB; a larger file is not one
+
+
 def load(path: Path = Path("params.yaml")) -> Params:
     path = Path(path)
     try:
-        data = path.read_bytes()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the read, /dev/zero never end it
+            raise ConfigError(f"{path}: not a regular file; expected a params YAML file")
+        if info.st_size > MAX_PARAMS_BYTES:
+            raise ConfigError(f"{path}: {info.st_size} bytes; a params file is at most {MAX_PARAMS_BYTES} bytes")
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NONBLOCK)) as f:
+            data = f.read(MAX_PARAMS_BYTES + 1)  # it may have grown since stat
+        if len(data) > MAX_PARAMS_BYTES:
+            raise ConfigError(f"{path}: over {MAX_PARAMS_BYTES} bytes; a params file is not that large")
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found") from None
     except OSError as exc:  # a folder, no permission
@@ -452,9 +491,11 @@ def load(path: Path = Path("params.yaml")) -> Params:
                           "save it as UTF-8") from None
     try:
         _refuse_aliases(text, path)
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader that refuses repeated keys)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc)[:400]})") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}, {exc}") from None
     except RecursionError:  # thousands of nested brackets
         raise ConfigError(f"{path}: nested too deeply to be a params file") from None
     try:

@@ -209,13 +209,15 @@ def test_download_removes_only_its_own_temporary_files(tiny_tree, tmp_path):
 
 def test_stale_temporary_folders_of_dead_processes_are_swept(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    stale = tmp_path / f".ptbxl.pid{dead.stdout.strip()}.abc.tmp"
-    live = tmp_path / f".ptbxl.pid{os.getppid()}.def.tmp"  # a running process's: left alone
-    for d in (stale, live):
+    stale = tmp_path / f".ptbxl.ecgproto-pid{dead.stdout.strip()}.abc.tmp"
+    live = tmp_path / f".ptbxl.ecgproto-pid{os.getppid()}.def.tmp"  # a running process's: left alone
+    users = tmp_path / f".ptbxl.pid{dead.stdout.strip()}.mine.tmp"  # not a name ecgproto makes: left alone
+    for d in (stale, live, users):
         (d / "records100").mkdir(parents=True)
     with atomic_dir(tmp_path / "ptbxl") as tmp:
         (tmp / "x").write_text("new")
     assert not stale.exists() and live.exists() and (tmp_path / "ptbxl/x").read_text() == "new"
+    assert users.exists()
     assert sweep_stale(tmp_path / "ptbxl") == []
 
 

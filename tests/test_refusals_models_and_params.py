@@ -12,6 +12,7 @@ import threading
 import time
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -602,8 +603,27 @@ def test_a_params_file_that_is_not_utf8_is_named(tmp_path, capsys):
         config.load(path)
     _refused(capsys, ["synth", str(tmp_path / "out"), "--params", str(path)], "params.yaml: not UTF-8 text")
     (tmp_path / "folder" / "params.yaml").mkdir(parents=True)
-    with pytest.raises(ConfigError, match=r"folder/params.yaml: cannot be read \(Is a directory\)"):
+    with pytest.raises(ConfigError, match=r"folder/params.yaml: not a regular file"):
         config.load(tmp_path / "folder" / "params.yaml")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge", "repeated key"])
+def test_a_params_file_that_is_a_fifo_a_device_huge_or_repeats_a_key_is_refused_at_once(tmp_path, kind):
+    import os
+
+    path = tmp_path / "params.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)  # a read would wait for a writer forever
+    elif kind == "device":
+        path = Path("/dev/zero")  # a read would never end
+    elif kind == "huge":
+        path.write_bytes((REPO / "params.yaml").read_bytes() + b"#" * (config.MAX_PARAMS_BYTES + 1))
+    else:
+        path.write_text((REPO / "params.yaml").read_text().replace("seed: 42\n", "seed: 42\nseed: 7\n", 1))
+    expected = {"fifo": "not a regular file", "device": "not a regular file", "huge": "a params file is at most",
+                "repeated key": r"line \d+: key 'seed' appears twice"}[kind]
+    with pytest.raises(ConfigError, match=expected):
+        config.load(path)
 
 
 @pytest.mark.parametrize("labels, message", [

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecgproto.data.checksums import read_checksums, sha256
-from ecgproto.errors import DownloadError
+from ecgproto.errors import DownloadError, RecordError
 from ecgproto.files.atomic import raise_if_stopped
 from ecgproto.files.paths import inside
 
@@ -45,12 +45,20 @@ class _Stopped(Exception):
     """The user stopped the download (Ctrl-C, SIGTERM): no retry, no further file."""
 
 
+def shown(url: str) -> str:
+    """The URL as printed: without a user name or password (https://user:secret@host/ -> https://host/)."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
 def _origin(url: str) -> tuple:
     """(scheme, host, port) of an http(s) URL; ValueError for any other URL."""
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{url[:200]}: expected an http:// or https:// URL (not {scheme or 'a path'}:)")
+        raise ValueError(f"{shown(url)[:200]}: expected an http:// or https:// URL (not {scheme or 'a path'}:)")
     return scheme, parts.hostname.lower(), parts.port or {"http": 80, "https": 443}[scheme]
 
 
@@ -143,7 +151,7 @@ def _fetch(url: str, target: Path, digest: str | None, limits: Limits, stop: thr
         return size
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
-            raise _Permanent(f"not found on the server (HTTP 404 at {url})") from None
+            raise _Permanent(f"not found on the server (HTTP 404 at {shown(url)})") from None
         raise
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
@@ -169,10 +177,17 @@ def fetch_with_retries(url: str, target: Path, digest: str | None, limits: Limit
             if isinstance(reason, TimeoutError):  # socket.timeout is TimeoutError
                 reason = f"the server stopped answering (no data for {limits.timeout:g} s)"
             if attempt == limits.retries:
-                raise DownloadError(f"{target.name}: {reason} (after {limits.retries + 1} attempts, {url})") from None
+                raise DownloadError(f"{target.name}: {reason} (after {limits.retries + 1} attempts, "
+                                    f"{shown(url)})") from None
             if stop.wait(limits.backoff * 2 ** attempt * (1 + random.random())):
                 raise _Stopped()
     raise AssertionError("unreachable")
+
+
+def _discard(fresh: Path, out: Path, created: bool) -> None:
+    fresh.unlink(missing_ok=True)
+    if created and not any(out.iterdir()):  # a failed first call leaves no empty folder behind
+        out.rmdir()
 
 
 def download(out: Path, url: str, jobs: int = 8, include_500hz: bool = False, limits: Limits = Limits(),
@@ -187,11 +202,25 @@ def download(out: Path, url: str, jobs: int = 8, include_500hz: bool = False, li
 
     check_url(url)  # before anything is created
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
-    fetch_with_retries(url + "SHA256SUMS.txt", out / "SHA256SUMS.txt", None, limits, stop)
-    sums = read_checksums(out / "SHA256SUMS.txt")
-    files = wanted_files(sums, include_500hz)
+    # the manifest is checked before it replaces the one a resumed download verified its files against
+    manifest, fresh = out / "SHA256SUMS.txt", out / ".SHA256SUMS.txt.new"
+    try:
+        fetch_with_retries(url + "SHA256SUMS.txt", fresh, None, limits, stop)
+        sums = read_checksums(fresh)
+        files = wanted_files(sums, include_500hz)
+        os.replace(fresh, manifest)
+    except (RecordError, DownloadError) as exc:  # named as the server's, which it is; the old one stays
+        _discard(fresh, out, created)
+        kept = f"; {manifest} was kept as it was" if manifest.exists() else ""
+        served = f"{shown(url)}SHA256SUMS.txt"  # the server's manifest, as served
+        message = str(exc).replace(str(fresh), served).replace(fresh.name, "SHA256SUMS.txt")
+        raise type(exc)(message + kept) from None
+    except BaseException:
+        _discard(fresh, out, created)
+        raise
     targets = {f: inside(out, f, f"{out / 'SHA256SUMS.txt'}, {f}") for f in files}
     for target in targets.values():  # our own temporary files, left by a process killed mid-file
         target.with_name(f".{target.name}.part").unlink(missing_ok=True)
@@ -215,8 +244,8 @@ def download(out: Path, url: str, jobs: int = 8, include_500hz: bool = False, li
     pool.shutdown()
     seconds = time.perf_counter() - start
     if failures:
-        shown = "; ".join(sorted(failures)[:5])
-        raise DownloadError(f"{len(failures)} of {len(todo)} files failed ({shown}"
+        listed = "; ".join(sorted(failures)[:5])
+        raise DownloadError(f"{len(failures)} of {len(todo)} files failed ({listed}"
                             f"{'; ...' if len(failures) > 5 else ''}). {len(todo) - len(failures)} verified files "
                             f"were kept in {out}: run again to fetch the rest.")
     return {"files": len(files), "fetched": len(todo), "already_present": len(files) - len(todo),

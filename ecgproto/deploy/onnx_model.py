@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import math
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 from ecgproto.data.ptbxl import LABELS, N_SAMPLES
 from ecgproto.deploy.preprocessing import usable_preprocessing
 from ecgproto.errors import ModelError
+from ecgproto.files.atomic import loads_strict
 from ecgproto.files.paths import model_file
 from ecgproto.trust.calibration import check as check_calibration
 from ecgproto.trust.guard import malformed
@@ -158,8 +158,12 @@ def _sources(meta: dict, path):
 
 def _checked(raw, path) -> dict:
     try:
-        meta = json.loads(raw) if raw else None
-    except (ValueError, RecursionError):  # not JSON, nested too deep, an integer of thousands of digits
+        meta = loads_strict(raw) if raw else None
+    except ValueError as exc:
+        if "appears twice" in str(exc):
+            raise ModelError(f"{path}: the ecgproto metadata is ambiguous: {exc}") from None
+        meta = None  # not JSON, an integer of thousands of digits
+    except RecursionError:  # nested too deep
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelError(f"{path}: not an ecgproto ONNX model (no '{FORMAT}' metadata)")

@@ -45,7 +45,8 @@ def _alive(pid: int) -> bool:
 def sweep_stale(path: Path) -> list:
     """Remove the temporary files and folders for `path` that a dead process left; returns them."""
     path = Path(path)
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.pid(\d+)\..*\.tmp$")
+    # only names this module makes (ecgproto-pid), so that a user's own ".NAME.pid7.x.tmp" is never touched
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.ecgproto-pid(\d+)\..*\.tmp$")
     removed = []
     if not path.parent.is_dir():
         return removed
@@ -70,7 +71,7 @@ def _mode_for(path: Path) -> int:
 
 
 def _prefix(path: Path) -> str:
-    return f".{path.name}.pid{os.getpid()}."
+    return f".{path.name}.ecgproto-pid{os.getpid()}."
 
 
 @contextmanager
@@ -116,6 +117,20 @@ def write_json(path: Path, obj) -> None:
 
 def read_json(path: Path):
     return json.loads(Path(path).read_text())
+
+
+def _unique_keys(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) < len(keys):
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"key {repeated[0][:60]!r} appears twice in one object")
+    return dict(pairs)
+
+
+def loads_strict(text):
+    """JSON from outside (a model's metadata, a metrics file): a repeated key is an error (ValueError), not
+    the last one silently kept."""
+    return json.loads(text, object_pairs_hook=_unique_keys)
 
 
 def check_writable(path: Path, what: str) -> Path:

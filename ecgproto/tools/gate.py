@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from ecgproto.errors import ConfigError, GateError
+from ecgproto.files.atomic import loads_strict
 
 MAX_METRIC = 1e6  # no metric the gate compares (AUROC, loss, counts) comes near this; a larger value is a broken file
 
@@ -28,7 +29,7 @@ def metric_value(doc, dotted: str, where: str) -> float:
 
 def parse_metrics(text: str, where: str):
     try:
-        return json.loads(text)
+        return loads_strict(text)
     except json.JSONDecodeError as exc:
         raise GateError(f"{where}: not valid JSON ({exc})") from None
     except ValueError as exc:  # e.g. an integer of thousands of digits

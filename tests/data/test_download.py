@@ -136,3 +136,24 @@ def test_the_data_stage_reports_a_failed_download_and_keeps_what_it_had(server, 
     assert sorted(p.relative_to(ws) for p in (ws / "data/ptbxl").rglob("*")) == before  # old tree untouched
     kept = ws / "data/download/ptb-xl-1.0.3"
     assert len(_all_verified(kept)) == 2 * 160 + 2 - 1  # records + 2 CSV files, all but the missing one
+
+
+def test_a_refused_manifest_never_replaces_the_verified_one_and_no_password_is_printed(server, tmp_path):
+    out = tmp_path / "dl"
+    download(out, server.url, jobs=4)
+    before = (out / "SHA256SUMS.txt").read_bytes()
+    server.faults.replace["SHA256SUMS.txt"] = b"0" * 64 + b"  ../outside.dat\n"  # a path out of the folder
+    with pytest.raises(RecordError) as refused:
+        download(out, server.url, jobs=4)
+    assert (out / "SHA256SUMS.txt").read_bytes() == before and not list(out.glob(".SHA256SUMS*"))
+    assert f"{server.url}SHA256SUMS.txt, line 1" in str(refused.value) and "was kept as it was" in str(refused.value)
+    with pytest.raises(DownloadError) as failed:  # urllib takes no password in the URL; it is never printed
+        download(out, server.url.replace("http://", "http://someone:s3cret@"), limits=Limits(retries=0))
+    assert "http://***@127.0.0.1" in str(failed.value) and "s3cret" not in str(failed.value)
+
+
+def test_a_first_download_that_fails_leaves_no_empty_folder(server, tmp_path):
+    server.faults.missing.add("SHA256SUMS.txt")
+    with pytest.raises(DownloadError, match="SHA256SUMS.txt: not found"):
+        download(tmp_path / "new" / "dl", server.url, limits=Limits(retries=0))
+    assert not (tmp_path / "new" / "dl").exists()
