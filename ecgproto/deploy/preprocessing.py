@@ -25,12 +25,16 @@ def resample_to(millivolts: np.ndarray, fs: float, target: int = FS) -> np.ndarr
     return resample_poly(millivolts, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
 
 
+MAX_MINUTES = 60  # 12 leads x 1 h at 1000 Hz: 330 MB as float64 while it is read and resampled
+
+
 def read_ecg(path) -> tuple:
     """A WFDB record (path without extension) as ((12, T) millivolts at 100 Hz, T >= 1000, note or None).
 
     Any WFDB record wfdb can read, its leads found by name; a rate above 100 Hz is resampled to 100 Hz with a
     polyphase anti-aliasing filter, and the note says so. Lower rates and records under 10 s (the model was
-    trained on 10 s) are refused; longer ones are read whole (deploy/recordings.py windows them)."""
+    trained on 10 s) are refused; longer ones up to MAX_MINUTES are read whole (deploy/recordings.py windows
+    them), longer still are refused before any sample is read (a 24 h Holter would take gigabytes)."""
     base = Path(path)
     if base.suffix in (".hea", ".dat", ".mat"):
         base = base.with_suffix("")
@@ -40,6 +44,9 @@ def read_ecg(path) -> tuple:
     if hdr.n_samples < round(N_SAMPLES / FS * hdr.fs):
         raise RecordError(f"{base}: {hdr.n_samples / hdr.fs:g} s long; expected at least 10 s (the model was "
                           "trained on 10 s records)")
+    if hdr.n_samples > MAX_MINUTES * 60 * hdr.fs:
+        raise RecordError(f"{base}: {hdr.n_samples / hdr.fs / 60:.0f} min long; expected at most {MAX_MINUTES} min "
+                          "(a rhythm strip, not a Holter); cut it into parts first (wfdb.rdrecord's sampfrom/sampto)")
     millivolts = read_leads(base, hdr)
     if hdr.fs == FS:
         return millivolts, None

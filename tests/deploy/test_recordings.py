@@ -83,3 +83,15 @@ def test_every_challenge_sample_record_gets_an_answer(tmp_path, model_file):
 
     table = pd.read_csv(out)
     assert len(table) == 47 and not table["reason"].fillna("").str.startswith("unreadable").any()
+
+
+def test_a_record_over_an_hour_is_refused_from_its_header_before_any_sample_is_read(tmp_path):
+    from ecgproto.data.ptbxl import RecordError
+    from ecgproto.deploy.preprocessing import MAX_MINUTES, read_ecg
+
+    hea = tmp_path / "holter.hea"  # 6 h at 500 Hz; its signal file is absent: only the header is read
+    hea.write_text(f"holter 12 500 {6 * 3600 * 500}\n" + "".join(
+        f"holter.dat 16 1000/mV 16 0 0 0 0 {lead}\n" for lead in
+        ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]))
+    with pytest.raises(RecordError, match=rf"holter: 360 min long; expected at most {MAX_MINUTES} min"):
+        read_ecg(tmp_path / "holter")
