@@ -292,6 +292,14 @@ def repool(folder: Path, workdir: Path, out: Path, per_label_out: Path, params, 
     return results
 
 
+def share_cache(clone: Path, cache: Path) -> None:
+    """All clones use one DVC cache, whose run-cache lets a stage whose command, code, data and params are
+    those of a stage already run elsewhere (pretrain and baseline, when two recipes differ only in the
+    prototype losses) restore its outputs instead of training again."""
+    cache.mkdir(parents=True, exist_ok=True)
+    (clone / ".dvc" / "config.local").write_text(f"[cache]\n    dir = {cache}\n")
+
+
 def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Path, per_label_out: Path,
         params, progress=print) -> dict:
     """Cross-validate one recipe (params.yaml plus `extra` -S overrides) for one seed; returns its figures
@@ -318,6 +326,7 @@ def run(folder: Path, seed: int, name: str, extra: list, workdir: Path, out: Pat
         tag = "test" + "".join(map(str, split["test"]))
         clone = base / tag
         clone_head(repo, clone, progress, keep_if_same=True, commit=commit)
+        share_cache(clone, Path(workdir).resolve() / ".dvc-cache")
         # dvc exp run -S writes its overrides into the clone's params.yaml: a kept clone starts from the
         # commit's, so that an earlier run's overrides cannot linger in this one
         subprocess.run(["git", "-C", str(clone), "checkout", "--quiet", "--", "params.yaml"], check=True)

@@ -115,6 +115,12 @@ def test_the_whole_cross_validation_on_a_tiny_tree(tmp_path):
     sh(f"ecgproto crossval --repool --folder {tree}", ws)  # the same figures again from the kept predictions
     again = json.loads((ws / "metrics/real_subset_cv.json").read_text())["params"]["seed3"]
     assert again == run and "macro_auroc_labels_with_10_positives" in run["final"]
+    # another recipe that changes only a prototype loss: the clones share one DVC cache, so its baseline
+    # is the first recipe's, restored from the run-cache instead of trained again
+    sh(f"ecgproto crossval --folder {tree} --seed 3 --name clst -S train.lr=0.002 -S loss.clst=0.01", ws)
+    for group in ("test123", "test456", "test789"):
+        log = (ws / f"data/cv/clst/seed3/{group}.log").read_text()
+        assert "Stage 'baseline' is cached - skipping run" in log and "Running stage 'train_joint'" in log
 
 
 def test_feature_agreement_pools_exactly_over_groups_and_older_counts_leave_the_sides_unknown():
