@@ -88,8 +88,15 @@ class DataParams:
         _positive("data.download_max_mb", self.download_max_mb)
         if self.source == "folder" and not self.folder:
             raise ConfigError("data.folder is empty; with data.source: folder it must name a PTB-XL tree")
-        if self.source == "ptbxl" and not self.ptbxl_url.startswith(("http://", "https://")):
-            raise ConfigError(f"data.ptbxl_url = {elided(self.ptbxl_url)}: expected an http(s) URL")
+        if self.source == "ptbxl":
+            from ecgproto.data.download import check_url, shown
+
+            if not self.ptbxl_url.startswith(("http://", "https://")):
+                raise ConfigError(f"data.ptbxl_url = {elided(shown(self.ptbxl_url))}: expected an http(s) URL")
+            try:
+                check_url(self.ptbxl_url)
+            except Exception as exc:  # DownloadError: the URL, its password masked, and what is wrong
+                raise ConfigError(f"data.ptbxl_url: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -376,8 +383,8 @@ def _positive(key, value):
 
 
 def _looks_like_a_number(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
+    try:  # Python's float() also takes 1_000; YAML does not, and neither do we
+        return "_" not in text and math.isfinite(float(text))
     except ValueError:
         return False
 
@@ -400,9 +407,9 @@ def _convert(key: str, value, annotation):
             raise ConfigError(f"{key} = {elided(value)}: expected an integer")
         return value
     if annotation is float:
-        if isinstance(value, str) and _looks_like_a_number(value):  # YAML 1.1 reads 1e-3 (no dot) as text
-            raise ConfigError(f"{key} = {elided(value)}: YAML reads this as text, not a number; write it with a "
-                              f"dot and a signed exponent (e.g. {float(value):.1e}) or as a decimal")
+        if isinstance(value, str) and _looks_like_a_number(value):  # quoted, or 1e-3 (YAML 1.1: no dot, text)
+            raise ConfigError(f"{key} = {elided(value)}: YAML read this as text, not a number (quotes, or an "
+                              f"exponent without a dot); write it unquoted, e.g. {float(value):.1e}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} = {elided(value)}: expected a number")
         if not math.isfinite(value):
@@ -435,6 +442,19 @@ def _build(cls, raw, prefix=""):
 
 def from_dict(raw: dict) -> Params:
     return _build(Params, raw)
+
+
+MAX_NESTING = 32  # params.yaml nests 3 levels; PyYAML's parser has no depth limit and slows down badly
+
+
+def _refuse_deep_nesting(text: str, path: Path) -> None:
+    """Refuse thousands of nested brackets before the YAML parser spends minutes on them."""
+    depth = 0
+    for n, char in enumerate(text):
+        depth += (char in "[{") - (char in "]}")
+        if depth > MAX_NESTING:
+            line = text.count("\n", 0, n) + 1
+            raise ConfigError(f"{path}, line {line}: brackets nested over {MAX_NESTING} deep; not a params file")
 
 
 def _refuse_aliases(text: str, path: Path) -> None:
@@ -490,6 +510,7 @@ def load(path: Path = Path("params.yaml")) -> Params:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} is {data[exc.start:exc.start + 1]!r}); "
                           "save it as UTF-8") from None
     try:
+        _refuse_deep_nesting(text, path)
         _refuse_aliases(text, path)
         raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader that refuses repeated keys)
     except yaml.YAMLError as exc:

@@ -33,7 +33,10 @@ def read_checksums(path: Path) -> dict:
             raise RecordError(f"{path}, line {n}: expected '<sha256>  <file>', got {line!r}")
         name = parts[1].strip().lstrip("*")
         inside(path.parent, name, f"{path}, line {n}")
-        sums[name] = parts[0].lower()
+        key = "/".join(part for part in name.split("/") if part not in ("", "."))  # records100//x = records100/x
+        if key in sums:
+            raise RecordError(f"{path}, line {n}: {name!r} is listed twice; a manifest lists each file once")
+        sums[key] = parts[0].lower()
     return sums
 
 

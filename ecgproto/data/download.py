@@ -46,17 +46,20 @@ class _Stopped(Exception):
 
 
 def shown(url: str) -> str:
-    """The URL as printed: without a user name or password (https://user:secret@host/ -> https://host/)."""
+    """The URL as printed: without a user name, password or query (https://user:secret@host/?token=x ->
+    https://***@host/?***)."""
     parts = urllib.parse.urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urllib.parse.urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+    netloc = "***@" + parts.netloc.rsplit("@", 1)[1] if "@" in parts.netloc else parts.netloc
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query="***" if parts.query else ""))
 
 
 def _origin(url: str) -> tuple:
     """(scheme, host, port) of an http(s) URL; ValueError for any other URL."""
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
+    if "@" in parts.netloc:  # urllib cannot use them, and the URL goes into logs and dvc.lock
+        raise ValueError(f"{shown(url)[:200]}: a user name or password in the URL is not supported "
+                         "(PhysioNet's open data needs none)")
     if scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{shown(url)[:200]}: expected an http:// or https:// URL (not {scheme or 'a path'}:)")
     return scheme, parts.hostname.lower(), parts.port or {"http": 80, "https": 443}[scheme]
@@ -116,6 +119,8 @@ def version_url(base_url: str, version: str) -> str:
 
 def wanted_files(sums: dict, include_500hz: bool = False) -> list:
     """The metadata and the 100 Hz records (500 Hz too when asked) that the manifest lists."""
+    if not any(f.startswith("records100/") for f in sums):
+        raise DownloadError("SHA256SUMS.txt lists no 100 Hz record (records100/): not a PTB-XL release")
     missing = [m for m in METADATA if m not in sums]
     if missing:
         raise DownloadError(f"SHA256SUMS.txt does not list {missing}: not a PTB-XL release")
@@ -202,6 +207,8 @@ def download(out: Path, url: str, jobs: int = 8, include_500hz: bool = False, li
 
     check_url(url)  # before anything is created
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DownloadError(f"{out}: exists and is not a folder; expected a folder to download into")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()

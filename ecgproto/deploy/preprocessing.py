@@ -26,6 +26,7 @@ def resample_to(millivolts: np.ndarray, fs: float, target: int = FS) -> np.ndarr
 
 
 MAX_MINUTES = 60  # 12 leads x 1 h at 1000 Hz: 330 MB as float64 while it is read and resampled
+MAX_SAMPLES = MAX_MINUTES * 60 * 1000  # per lead: the memory bound, whatever the rate
 
 
 def read_ecg(path) -> tuple:
@@ -33,8 +34,8 @@ def read_ecg(path) -> tuple:
 
     Any WFDB record wfdb can read, its leads found by name; a rate above 100 Hz is resampled to 100 Hz with a
     polyphase anti-aliasing filter, and the note says so. Lower rates and records under 10 s (the model was
-    trained on 10 s) are refused; longer ones up to MAX_MINUTES are read whole (deploy/recordings.py windows
-    them), longer still are refused before any sample is read (a 24 h Holter would take gigabytes)."""
+    trained on 10 s) are refused; longer ones up to MAX_SAMPLES per lead (an hour at 1000 Hz) are read whole
+    (deploy/recordings.py windows them), longer still are refused before any sample is read."""
     base = Path(path)
     if base.suffix in (".hea", ".dat", ".mat"):
         base = base.with_suffix("")
@@ -44,9 +45,10 @@ def read_ecg(path) -> tuple:
     if hdr.n_samples < round(N_SAMPLES / FS * hdr.fs):
         raise RecordError(f"{base}: {hdr.n_samples / hdr.fs:g} s long; expected at least 10 s (the model was "
                           "trained on 10 s records)")
-    if hdr.n_samples > MAX_MINUTES * 60 * hdr.fs:
-        raise RecordError(f"{base}: {hdr.n_samples / hdr.fs / 60:.0f} min long; expected at most {MAX_MINUTES} min "
-                          "(a rhythm strip, not a Holter); cut it into parts first (wfdb.rdrecord's sampfrom/sampto)")
+    if hdr.n_samples > MAX_SAMPLES:
+        raise RecordError(f"{base}: {hdr.n_samples / hdr.fs / 60:.1f} min at {hdr.fs:g} Hz ({hdr.n_samples} samples "
+                          f"per lead); expected at most {MAX_SAMPLES} ({MAX_MINUTES} min at 1000 Hz: a rhythm strip, "
+                          "not a Holter); cut it into parts first (wfdb.rdrecord's sampfrom/sampto)")
     millivolts = read_leads(base, hdr)
     if hdr.fs == FS:
         return millivolts, None

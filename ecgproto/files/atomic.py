@@ -35,7 +35,7 @@ def raise_if_stopped() -> None:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # no such process; a pid no process can have
         return False
     except PermissionError:  # someone else's process
         return True
@@ -46,7 +46,7 @@ def sweep_stale(path: Path) -> list:
     """Remove the temporary files and folders for `path` that a dead process left; returns them."""
     path = Path(path)
     # only names this module makes (ecgproto-pid), so that a user's own ".NAME.pid7.x.tmp" is never touched
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.ecgproto-pid(\d+)\..*\.tmp$")
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.ecgproto-pid(\d+)\..*\.tmp\Z")
     removed = []
     if not path.parent.is_dir():
         return removed
@@ -120,11 +120,12 @@ def read_json(path: Path):
 
 
 def _unique_keys(pairs: list) -> dict:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) < len(keys):
-        repeated = sorted({k for k in keys if keys.count(k) > 1})
-        raise ValueError(f"key {repeated[0][:60]!r} appears twice in one object")
-    return dict(pairs)
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key[:60]!r} appears twice in one object")
+        out[key] = value
+    return out
 
 
 def loads_strict(text):

@@ -26,6 +26,7 @@ import numpy as np
 from ecgproto.config import elided
 from ecgproto.errors import ConfigError, RecordError
 from ecgproto.evaluation.metrics import MODEL_FILES, evaluable, macro_auroc, read_predictions, summarise
+from ecgproto.files.atomic import loads_strict
 from ecgproto.tools.clone import clone_head, head, stop_group
 from ecgproto.trust.explanation import agreement_figures
 
@@ -137,8 +138,10 @@ def read_results(path: Path, figures: bool = True, per_label: bool = False) -> d
     error naming what is wrong, never silently replaced or half used."""
     if not path.exists():
         return {}
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a regular file; expected the JSON results file `ecgproto crossval` writes")
     try:
-        doc = json.loads(path.read_text())
+        doc = loads_strict(path.read_text())
     except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{path}: unreadable ({str(exc)[:200]}); move it away to start a new one") from None
     problem = _runs_problem(doc) if per_label else results_problem(doc, figures)

@@ -147,9 +147,19 @@ def test_a_refused_manifest_never_replaces_the_verified_one_and_no_password_is_p
         download(out, server.url, jobs=4)
     assert (out / "SHA256SUMS.txt").read_bytes() == before and not list(out.glob(".SHA256SUMS*"))
     assert f"{server.url}SHA256SUMS.txt, line 1" in str(refused.value) and "was kept as it was" in str(refused.value)
-    with pytest.raises(DownloadError) as failed:  # urllib takes no password in the URL; it is never printed
-        download(out, server.url.replace("http://", "http://someone:s3cret@"), limits=Limits(retries=0))
-    assert "http://***@127.0.0.1" in str(failed.value) and "s3cret" not in str(failed.value)
+    good = before.decode()
+    for served, expected in ((good + good.splitlines()[-1] + "\n", "is listed twice"),  # a file twice
+                             ("".join(line + "\n" for line in good.splitlines() if "records100/" not in line),
+                              "lists no 100 Hz record")):
+        server.faults.replace["SHA256SUMS.txt"] = served.encode()
+        with pytest.raises((RecordError, DownloadError), match=expected):
+            download(out, server.url, jobs=4)
+        assert (out / "SHA256SUMS.txt").read_bytes() == before
+    for url in (server.url.replace("http://", "http://someone:s3cret@"),  # with a port, and without
+                "http://someone:s3cret@127.0.0.1/files/ptb-xl/1.0.3/"):
+        with pytest.raises(DownloadError, match="a user name or password in the URL is not supported") as failed:
+            download(out, url, limits=Limits(retries=0))
+        assert "http://***@127.0.0.1" in str(failed.value) and "s3cret" not in str(failed.value)
 
 
 def test_a_first_download_that_fails_leaves_no_empty_folder(server, tmp_path):

@@ -87,11 +87,15 @@ def test_every_challenge_sample_record_gets_an_answer(tmp_path, model_file):
 
 def test_a_record_over_an_hour_is_refused_from_its_header_before_any_sample_is_read(tmp_path):
     from ecgproto.data.ptbxl import RecordError
-    from ecgproto.deploy.preprocessing import MAX_MINUTES, read_ecg
+    from ecgproto.deploy.preprocessing import MAX_SAMPLES, read_ecg
 
     hea = tmp_path / "holter.hea"  # 6 h at 500 Hz; its signal file is absent: only the header is read
     hea.write_text(f"holter 12 500 {6 * 3600 * 500}\n" + "".join(
         f"holter.dat 16 1000/mV 16 0 0 0 0 {lead}\n" for lead in
         ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]))
-    with pytest.raises(RecordError, match=rf"holter: 360 min long; expected at most {MAX_MINUTES} min"):
+    with pytest.raises(RecordError, match=rf"holter: 360.0 min at 500 Hz .* expected at most {MAX_SAMPLES} "):
+        read_ecg(tmp_path / "holter")
+    (tmp_path / "holter.hea").write_text(hea.read_text().replace(f" {6 * 3600 * 500}\n", f" {59 * 60 * 2950}\n", 1)
+                                         .replace(" 500 ", " 2950 ", 1))  # under an hour, but at 2950 Hz
+    with pytest.raises(RecordError, match=r"59.0 min at 2950 Hz"):
         read_ecg(tmp_path / "holter")
