@@ -3,14 +3,16 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TORCH_INDEX ?=
 
 .PHONY: install repro test test-fast deps lint bench bench-prepare rehearsal rehearsal-10x real-subset real-subset-cv real-subset-published ptbxl ptbxl-published clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# CPU build of PyTorch first, pinned (a looser spec would fetch a multi-GB CUDA build)
-	$(BIN)/pip install --quiet torch==2.13.0
+	# PyTorch first, pinned (a looser spec may fetch a multi-GB CUDA build). Where pip's index offers only
+	# the CUDA build (plain PyPI on Linux), TORCH_INDEX=https://download.pytorch.org/whl/cpu gets the CPU one.
+	$(BIN)/pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e '.[train,test]'
 	touch $(STAMP)
 
@@ -45,7 +47,7 @@ bench-prepare: $(STAMP)
 
 # `make ptbxl` at PTB-XL's full size, against a local PhysioNet-like server (a synthetic 21,799-record
 # tree, generated once into data/rehearsal): the download is interrupted once and resumed, every stage
-# is timed; writes benchmarks/rehearsal.json (commit it after a run). About an hour on 2 cores.
+# is timed; writes benchmarks/rehearsal.json (commit it after a run). About 35 minutes on 2 idle cores.
 rehearsal: $(STAMP)
 	. $(BIN)/activate && ecgproto rehearsal --seed $(SEED) --out benchmarks/rehearsal.json
 

@@ -1,4 +1,6 @@
-"""The `ecgproto` command."""
+"""ecgproto: interpretable, prototype-based ECG rhythm classification. `explain` and `predict` answer for
+ECG records with a trained model; the pipeline itself runs with `dvc repro` (README.md); the other commands
+generate data, download PTB-XL, export, benchmark, cross-validate and gate."""
 from __future__ import annotations
 
 import argparse
@@ -93,7 +95,8 @@ def _top(value: str):
 
 
 def _explain(args) -> str:
-    from ecgproto.deploy.explain_records import default_model, explain_records
+    from ecgproto.deploy.explain_records import explain_records
+    from ecgproto.deploy.predictor import default_model
 
     return explain_records(args.record, args.model or default_model(), args.runtime, args.top, args.json, args.plot,
                            args.out_dir, args.overwrite, expect_sha256=args.expect_sha256, plots=args.plots)
@@ -101,8 +104,9 @@ def _explain(args) -> str:
 
 def _predict(args) -> str:
     from ecgproto.deploy.predict_records import predict_records
+    from ecgproto.deploy.predictor import default_model
 
-    return predict_records(args.records, args.out, args.model, args.runtime,
+    return predict_records(args.records, args.out, args.model or default_model(), args.runtime,
                            expect_sha256=args.expect_sha256)
 
 
@@ -125,14 +129,19 @@ def _external(args) -> str:
         folders = sorted(p for p in Path(args.folder).iterdir() if p.is_dir())
     key = f"macro_auroc_labels_with_{MIN_POSITIVES}_positives"
     lines, results = [], {}
+
+    def shown(value):  # None: no AUROC (too few positives, or every record positive)
+        return "n/a" if value is None else value
     for folder in folders:
         result = evaluate_external(folder, runners, args.bootstrap, args.seed)
         results[folder.name] = result
-        per_label = ", ".join(f"{c} {v['auroc']} ({v['positives']})" for c, v in result["final"]["per_label"].items())
+        per_label = ", ".join(f"{c} {shown(v['auroc'])} ({v['positives']})"
+                              for c, v in result["final"]["per_label"].items())
         lines.append(f"{folder}: {result['scored']} of {result['records']} scored, {len(result['unreadable'])} "
                      f"unreadable, {result['refused_by_guard']} refused by the guard; final {key} "
-                     f"{result['final'][key]}" + (f", baseline {result['baseline'][key]}" if "baseline" in result
-                                                  else "") + f"; final per label (positives): {per_label}")
+                     f"{shown(result['final'][key])}" + (f", baseline {shown(result['baseline'][key])}"
+                                                         if "baseline" in result else "")
+                     + f"; final per label (positives; n/a: too few positives or all positive): {per_label}")
     if args.out:
         write_json(Path(args.out), results if args.by_folder else results[folders[0].name])
     return "\n".join(lines)
@@ -264,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="folder to download into (rerun to resume)")
     p.add_argument("--base-url", default="https://physionet.org/files/ptb-xl/1.0.3/",
                    help="release folder on the server (default: %(default)s)")
-    p.add_argument("--jobs", type=_positive_int, default=8, help="parallel connections")
+    p.add_argument("--jobs", type=_positive_int, default=8, help="parallel connections (default: %(default)s)")
     p.add_argument("--hr", action="store_true", help="also the 500 Hz records (about 2.6 GB more)")
     p.add_argument("--retries", type=_count, default=3, help="retries per file, with exponential backoff")
     p.add_argument("--timeout", type=_seconds, default=30.0, help="seconds without data before a retry")
@@ -290,12 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
         "                prototype: no probability, never called")
     p.add_argument("record", nargs="+", help="WFDB record path(s) without extension (any format wfdb reads; rates "
                    "above 100 Hz resampled; records over 10 s read in windows), or folders of records")
-    p.add_argument("--out-dir", help="with several records or a folder: a JSON and a PNG per record go here")
+    p.add_argument("--out-dir", help="with several records or a folder: a JSON per record goes here (and a "
+                   "figure with --plots)")
     p.add_argument("--model", help="prototype model file (default: models/final.onnx when it exists, else "
                    "models/final.pt; the same answer, the ONNX one without importing PyTorch)")
     p.add_argument("--top", type=_top, default=3,
                    help="prototypes per side (for, against) per label, or 'all' (default: %(default)s)")
-    p.add_argument("--json", action="store_true", help="print JSON: a list of labels with their prototypes")
+    p.add_argument("--json", action="store_true", help="print the explanation document as JSON: the record, the "
+                   "model, the signal checks, the measurements, the remarks, each label with its decomposition and "
+                   "prototypes, and the labels not assessable")
     p.add_argument("--plot", help="also draw the explanation into this figure file (.png, .svg or .pdf)")
     p.add_argument("--plots", action="store_true", help="with --out-dir: a figure per record too (about a second "
                    "each; JSON alone takes milliseconds)")
@@ -318,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "read (its row says why; the others are answered).")
     p.add_argument("records", nargs="+", help="WFDB record paths (without extension) or folders of records")
     p.add_argument("--out", required=True, help="CSV file to write (record, one column per label)")
-    p.add_argument("--model", default="models/final.pt", help="model file (default: %(default)s)")
+    p.add_argument("--model", help="model file (default: models/final.onnx when it exists, else models/final.pt)")
     p.add_argument("--runtime", choices=("auto", "torch", "onnx"), default="auto",
                    help="auto: onnx for a .onnx model file (no PyTorch import), torch otherwise")
     p.add_argument("--expect-sha256", type=_sha256, metavar="HEX", help="refuse the model file unless its digest "
@@ -368,11 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("crossval", help="pooled out-of-fold macro-AUROC on a real tree with folds 1-9 (3 test groups)")
     p.add_argument("--folder", default="../shared/ptbxl-real-subset", help="PTB-XL tree (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42, help="the pipeline's seed for this run (default: %(default)s)")
     p.add_argument("--name", default="params", help="the recipe's name in the results (default: %(default)s, "
                    "params.yaml as it is)")
     p.add_argument("-S", dest="set", action="append", metavar="KEY=VALUE", help="a params override, as for dvc exp run")
-    p.add_argument("--workdir", default="data/cv", help="the clones that run, kept so that a stopped run resumes")
+    p.add_argument("--workdir", default="data/cv", help="the clones that run, kept so that a stopped run resumes "
+                   "(default: %(default)s)")
     p.add_argument("--out", default="metrics/real_subset_cv.json", help="results, merged by recipe and seed "
                    "(per-label AUROC beside it in *_per_label.json)")
     p.add_argument("--summary", action="store_true", help="print the results so far as a markdown table; run nothing")

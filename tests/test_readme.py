@@ -29,11 +29,13 @@ def test_the_synthetic_results_row_quotes_metrics_evaluate_json():
 
 
 def test_the_cross_validation_row_quotes_metrics_real_subset_cv_json():
-    cells = _row("| real subset, params.yaml (`make real-subset-cv`)")
+    cells = _row("| real subset, params.yaml's recipe (recorded as `pretrain2000-cap50`")
     mean = _metrics("real_subset_cv.json")["pretrain2000-cap50"]["mean_over_seeds"]
     for cell, model in ((cells[3], "final"), (cells[4], "baseline")):
         m = mean[model]
         assert cell == f"{m['macro_auroc_mean']:.3f} ({m['macro_auroc_min']:.3f}-{m['macro_auroc_max']:.3f})"
+    rerun = _metrics("real_subset_cv.json")["params"]["seed1"]["final"]["macro_auroc"]
+    assert f"(`params`: the same recipe, rerun at a later commit, seed 1: {rerun:.3f})" in README.replace("\n", " ")
 
 
 def test_readme_commands_name_real_subcommands():

@@ -125,13 +125,6 @@ def explain_record(runner, millivolts: np.ndarray, top, sources, name: str) -> t
     return doc, w, got
 
 
-def default_model() -> Path:
-    """models/final.onnx when it is there beside models/final.pt (no PyTorch import: answers in well under a
-    second), else models/final.pt."""
-    onnx = Path("models/final.onnx")
-    return onnx if onnx.is_file() else Path("models/final.pt")
-
-
 def plot_one(runner, millivolts, x, doc, sources_measured, top, path, fmt: str = "png") -> None:
     """The explanation figure: the filtered ECG as the model saw it, lead shading for the leading evidence,
     each shown prototype's source ECG (when the model file carries them) with its own measurements."""

@@ -10,6 +10,13 @@ import numpy as np
 from ecgproto.errors import ConfigError
 
 
+def default_model() -> Path:
+    """models/final.onnx when it is there beside models/final.pt (no PyTorch import: answers in well under a
+    second), else models/final.pt. `explain` and `predict` both start from it."""
+    onnx = Path("models/final.onnx")
+    return onnx if onnx.is_file() else Path("models/final.pt")
+
+
 class Runner:
     """meta: labels, preprocessing, calibration, guard, familiarity and, for a prototype model, the last
     layer, prototype classes, sources and near-copy groups (export.metadata's keys). outputs(x) on

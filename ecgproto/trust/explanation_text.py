@@ -17,11 +17,11 @@ def measured_line(m: dict) -> str:
     """HR, RR regularity, PR, QRS, QT/QTc and axis, as a clinical program prints them before interpreting."""
     if m.get("rate_per_min") is None:
         return "measured: no heart rate (fewer than 3 beats found)"
-    def ms(key):
-        return "-" if m.get(key) is None else f"{m[key]} ms"
+    def ms(key):  # None: no clear wave to time it from (no P wave in AF, no T end found)
+        return "not measured" if m.get(key) is None else f"{m[key]} ms"
     rhythm = "irregular" if m.get("irregular") else "regular"
     ectopic = f", {m['ectopic_beats']} premature beat(s)" if m.get("ectopic_beats") else ""
-    axis = "-" if m.get("axis_deg") is None else f"{m['axis_deg']} deg"
+    axis = "not measured" if m.get("axis_deg") is None else f"{m['axis_deg']} deg"
     spread = f", RR {min(m['rr_ms'])}-{max(m['rr_ms'])} ms" if m.get("rr_ms") else ""
     return (f"measured: HR {m['rate_per_min']:g}/min, RR {rhythm} ({m['rr_irregularity']:.0%}{ectopic}{spread}), "
             f"PR {ms('pr_ms')}, QRS {ms('qrs_ms')}, QT {ms('qt_ms')} (QTc Bazett {ms('qtc_bazett_ms')}, "
@@ -34,8 +34,8 @@ def _source(p: dict) -> str:
     m = p.get("source_measurements")
     if not m or m.get("rate_per_min") is None:
         return f"training ECG {p['source_ecg_id']}"
-    pr = "-" if m["pr_ms"] is None else m["pr_ms"]
-    qrs = "-" if m["qrs_ms"] is None else m["qrs_ms"]
+    pr = "not measured" if m["pr_ms"] is None else f"{m['pr_ms']} ms"
+    qrs = "not measured" if m["qrs_ms"] is None else f"{m['qrs_ms']} ms"
     return (f"training ECG {p['source_ecg_id']}: {m['rate_per_min']:g}/min, "
             f"{'irregular' if m['irregular'] else 'regular'}, PR {pr}, QRS {qrs}")
 
@@ -66,7 +66,9 @@ def _lines_for(e: dict) -> list:
     lines = [f"  {_name(e['label'])}: probability {e['probability']:.2f}, threshold {e['threshold']:.2f}; "
              f"calibrated logit {d['calibrated_logit']:+.2f} (threshold {d['threshold_logit']:+.2f}) = prior "
              f"{d['prior']:+.2f} + evidence for {d['evidence_for']:+.2f} + against {d['evidence_against']:+.2f} "
-             f"+ rest {d['rest']:+.2f}  (model logit {e['logit']:+.2f} x slope {d['slope']:.2f}, plus the prior)"]
+             f"+ rest {d['rest']:+.2f}  (model logit {e['logit']:+.2f} x slope {d['slope']:.2f}, plus the prior; "
+             f"the prototype lines below are in model-logit units: times {d['slope']:.2f} they sum to the parts, "
+             "the rest being the prototypes not shown and the bias)"]
     if e.get("rests_on_prior"):
         lines.append("    NOTE: this call rests on the prior (the calibration's intercept), not on evidence "
                      "from this ECG")
@@ -110,7 +112,7 @@ def as_text(doc: dict) -> str:
     margin = lambda e: e["decision"]["threshold_logit"] - e["decision"]["calibrated_logit"]  # noqa: E731
     closest = sorted((e for e in entries if e["assessable"] and not e["called"]), key=margin)
     if closest:
-        lines.append("Why not (the closest assessable labels not called):")
+        lines.append("Why not (the assessable labels not called whose calibrated logit is closest to its threshold):")
         for e in closest[:WHY_NOT]:
             lines += _lines_for(e)
     lines.append(f"{'label':<6} {'probability':>11} {'threshold':>9}")
