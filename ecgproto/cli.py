@@ -218,7 +218,7 @@ def _rehearsal(args) -> str:
     else:  # the scale rehearsal: a tree `scale` times PTB-XL's size, read in place, epochs capped by -S
         records = round(args.scale * rehearsal.PTBXL_RECORDS)
         workdir = workdir if args.workdir != "data/rehearsal" else Path(f"data/rehearsal{args.scale:g}x")
-        result = rehearsal.run_folder(workdir, records, args.seed, realism, args.set, progress)
+        result = rehearsal.run_folder(workdir, records, args.seed, realism, args.set, progress, args.keep_clone)
         what, run = "dvc exp run", result["pipeline"]
     write_json(Path(args.out), result)
     if run["exit_code"] != 0:
@@ -373,6 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "is interrupted once (default: %(default)s)")
     p.add_argument("--scale", type=_scale, default=None, help="instead: the whole DAG on a synthetic tree "
                    "this many times PTB-XL's size, read in place (data.source folder), no download")
+    p.add_argument("--keep-clone", action="store_true", help="with --scale: resume in the clone of a stopped run "
+                   "(at its own commit, recorded), so that its completed stages are not run again")
     p.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --scale: a params override for the run (the epoch caps), as for dvc exp run")
     p.add_argument("--out", default="benchmarks/rehearsal.json", help="result file (default: %(default)s)")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -258,10 +259,13 @@ PTBXL_RECORDS = 21799
 TARGET_10X_ANON_MB = 4 * 1024  # the scale rehearsal's memory target (#26); prepare in memory would need ~27 GB
 
 
-def run_folder(workdir: Path, records: int, seed: int, realism, overrides: list, progress=print) -> dict:
+def run_folder(workdir: Path, records: int, seed: int, realism, overrides: list, progress=print,
+               keep_clone: bool = False) -> dict:
     """The whole DAG on a synthetic tree of `records` records read in place (`data.source: folder`, no
     download), as `dvc exp run` in a clone of HEAD with the given -S overrides (the epoch caps), timed
-    per stage from outside like `run`."""
+    per stage from outside like `run`. keep_clone: the clone of a stopped run is kept, at its own commit
+    (the result records it), so the stages it completed are not run again (DVC skips them; they have no
+    row then); the run-cache is never used, so whatever runs is measured, not restored."""
     repo = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                                check=True).stdout.strip())
     workdir = Path(workdir).resolve()
@@ -269,12 +273,18 @@ def run_folder(workdir: Path, records: int, seed: int, realism, overrides: list,
     venv_bin = Path(sys.executable).parent
     tree = kept_tree(workdir / f"ptb-xl-synthetic-{records}" / VERSION, records, 42, realism, progress)
     clone = workdir / "repo"
-    commit = clone_head(repo, clone, progress)
+    if keep_clone and (clone / ".git").is_dir():  # the stopped run's clone, at its own commit (recorded)
+        from ecgproto.tools.clone import head
+        commit = head(clone)
+    else:
+        commit = clone_head(repo, clone, progress)
     log_path = workdir / "rehearsal.log"
-    log_path.write_text("")
+    with open(log_path, "a") as log:  # a resumed run's log follows the stopped one's
+        log.write(f"--- rehearsal started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
     env = dict(os.environ, PYTHONPATH=str(clone), PYTHONUNBUFFERED="1",
                PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
     sets = ["data.source=folder", f"data.folder={tree}", f"seed={seed}", *overrides]
+    shutil.rmtree(clone / ".dvc" / "cache" / "runs", ignore_errors=True)  # what runs is measured, not restored
     command = [str(venv_bin / "dvc"), "exp", "run", *(a for item in sets for a in ("-S", item))]
     result = {"records": records, "scale": round(records / PTBXL_RECORDS, 2), "commit": commit,
               "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
