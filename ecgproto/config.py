@@ -89,13 +89,13 @@ class DataParams:
         if self.source == "folder" and not self.folder:
             raise ConfigError("data.folder is empty; with data.source: folder it must name a PTB-XL tree")
         if self.source == "ptbxl":
-            from ecgproto.data.download import check_url, shown
+            from ecgproto.files.urls import origin, shown
 
             if not self.ptbxl_url.startswith(("http://", "https://")):
                 raise ConfigError(f"data.ptbxl_url = {elided(shown(self.ptbxl_url))}: expected an http(s) URL")
             try:
-                check_url(self.ptbxl_url)
-            except Exception as exc:  # DownloadError: the URL, its password masked, and what is wrong
+                origin(self.ptbxl_url)
+            except ValueError as exc:  # the URL, its password masked, and what is wrong
                 raise ConfigError(f"data.ptbxl_url: {exc}") from None
 
 

@@ -27,6 +27,8 @@ from ecgproto.data.checksums import read_checksums, sha256
 from ecgproto.errors import DownloadError, RecordError
 from ecgproto.files.atomic import raise_if_stopped
 from ecgproto.files.paths import inside
+from ecgproto.files.urls import origin as _origin
+from ecgproto.files.urls import shown
 
 log = logging.getLogger(__name__)
 PHYSIONET = "https://physionet.org/files/ptb-xl/"
@@ -43,26 +45,6 @@ class _Deadline(Exception):
 
 class _Stopped(Exception):
     """The user stopped the download (Ctrl-C, SIGTERM): no retry, no further file."""
-
-
-def shown(url: str) -> str:
-    """The URL as printed: without a user name, password or query (https://user:secret@host/?token=x ->
-    https://***@host/?***)."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = "***@" + parts.netloc.rsplit("@", 1)[1] if "@" in parts.netloc else parts.netloc
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query="***" if parts.query else ""))
-
-
-def _origin(url: str) -> tuple:
-    """(scheme, host, port) of an http(s) URL; ValueError for any other URL."""
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
-    if "@" in parts.netloc:  # urllib cannot use them, and the URL goes into logs and dvc.lock
-        raise ValueError(f"{shown(url)[:200]}: a user name or password in the URL is not supported "
-                         "(PhysioNet's open data needs none)")
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{shown(url)[:200]}: expected an http:// or https:// URL (not {scheme or 'a path'}:)")
-    return scheme, parts.hostname.lower(), parts.port or {"http": 80, "https": 443}[scheme]
 
 
 def check_url(url: str) -> None:
