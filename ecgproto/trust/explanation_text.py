@@ -33,10 +33,10 @@ def _source(p: dict) -> str:
         return "no source ECG"
     m = p.get("source_measurements")
     if not m or m.get("rate_per_min") is None:
-        return f"training ECG {p['source_ecg_id']}"
+        return f"training ECG, ecg_id {p['source_ecg_id']}"
     pr = "not measured" if m["pr_ms"] is None else f"{m['pr_ms']} ms"
     qrs = "not measured" if m["qrs_ms"] is None else f"{m['qrs_ms']} ms"
-    return (f"training ECG {p['source_ecg_id']}: {m['rate_per_min']:g}/min, "
+    return (f"training ECG, ecg_id {p['source_ecg_id']}: {m['rate_per_min']:g}/min, "
             f"{'irregular' if m['irregular'] else 'regular'}, PR {pr}, QRS {qrs}")
 
 
