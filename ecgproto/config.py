@@ -89,10 +89,8 @@ class DataParams:
         if self.source == "folder" and not self.folder:
             raise ConfigError("data.folder is empty; with data.source: folder it must name a PTB-XL tree")
         if self.source == "ptbxl":
-            from ecgproto.files.urls import origin, shown
+            from ecgproto.files.urls import origin
 
-            if not self.ptbxl_url.startswith(("http://", "https://")):
-                raise ConfigError(f"data.ptbxl_url = {elided(shown(self.ptbxl_url))}: expected an http(s) URL")
             try:
                 origin(self.ptbxl_url)
             except ValueError as exc:  # the URL, its password masked, and what is wrong

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ecgproto.data.synth import kept_tree
 from ecgproto.errors import ConfigError
-from ecgproto.tools.clone import clone_head, stop_group
+from ecgproto.tools.clone import clone_head, head, stop_group
 
 VERSION = "1.0.3"
 TARGET_SECONDS = 90 * 60   # the issue's targets on a 2-core machine
@@ -166,14 +166,31 @@ def stage_rows(monitor: Monitor, reader: LogReader) -> dict:
     return rows
 
 
+def _repository() -> Path:
+    return Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
+                               check=True).stdout.strip())
+
+
+def _measured(result: dict, monitor: Monitor, reader: LogReader, clone: Path, code: int) -> float:
+    """Into result: the per-stage rows, the mean load and (after a finished run) the clone's test AUROC;
+    returns the seconds the stages took together."""
+    result["stages"] = stage_rows(monitor, reader)
+    result["mean_load"] = round(sum(monitor.loads) / max(len(monitor.loads), 1), 2)
+    evaluate = clone / "metrics" / "evaluate.json"
+    if code == 0 and evaluate.is_file():
+        import json
+        doc = json.loads(evaluate.read_text())
+        result["test_macro_auroc"] = {m: doc.get(m, {}).get("macro_auroc") for m in ("final", "baseline")}
+    return sum(r["seconds"] for r in result["stages"].values())
+
+
 def run(workdir: Path, records: int, seed: int, realism, interrupt_share: float,
         progress=print) -> dict:
     from ecgproto.tools.physionet_server import LocalPhysioNet
 
     if not 0 < interrupt_share < 1:
         raise ConfigError(f"interrupt share {interrupt_share}: expected a fraction between 0 and 1")
-    repo = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
-                               check=True).stdout.strip())
+    repo = _repository()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     venv = Path(sys.executable).parent.parent  # this environment serves the clone: no second install
@@ -236,18 +253,11 @@ def run(workdir: Path, records: int, seed: int, realism, interrupt_share: float,
         "fetched_again": {"verified_before_interrupt": len(resumed & kept),
                           "in_flight_at_interrupt": len(resumed & in_flight)},
     }
-    result["stages"] = stage_rows(monitor, reader)
-    stage_seconds = sum(r["seconds"] for r in result["stages"].values())
+    stage_seconds = _measured(result, monitor, reader, clone, make_code)
     result["make_ptbxl"] = {"exit_code": make_code, "seconds": round(make_seconds, 1),
                             "dvc_and_make_seconds": round(make_seconds - stage_seconds, 1),
                             "peak_rss_mb": round(monitor.peak_rss_mb), "peak_anon_mb": round(monitor.peak_anon_mb)}
     result["total_seconds"] = round(first_seconds + make_seconds, 1)
-    result["mean_load"] = round(sum(monitor.loads) / max(len(monitor.loads), 1), 2)
-    evaluate = clone / "metrics" / "evaluate.json"
-    if make_code == 0 and evaluate.is_file():
-        import json
-        doc = json.loads(evaluate.read_text())
-        result["test_macro_auroc"] = {m: doc.get(m, {}).get("macro_auroc") for m in ("final", "baseline")}
     finished = make_code == 0  # a run that failed part-way meets no target, however quick it was
     result["targets"] = {"make ptbxl finished": finished,
                          "whole run within 90 min": finished and result["total_seconds"] <= TARGET_SECONDS,
@@ -266,15 +276,13 @@ def run_folder(workdir: Path, records: int, seed: int, realism, overrides: list,
     per stage from outside like `run`. keep_clone: the clone of a stopped run is kept, at its own commit
     (the result records it), so the stages it completed are not run again (DVC skips them; they have no
     row then); the run-cache is never used, so whatever runs is measured, not restored."""
-    repo = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
-                               check=True).stdout.strip())
+    repo = _repository()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     venv_bin = Path(sys.executable).parent
     tree = kept_tree(workdir / f"ptb-xl-synthetic-{records}" / VERSION, records, 42, realism, progress)
     clone = workdir / "repo"
     if keep_clone and (clone / ".git").is_dir():  # the stopped run's clone, at its own commit (recorded)
-        from ecgproto.tools.clone import head
         commit = head(clone)
     else:
         commit = clone_head(repo, clone, progress)
@@ -302,18 +310,11 @@ def run_folder(workdir: Path, records: int, seed: int, realism, overrides: list,
     finally:  # stopped (Ctrl-C, SIGTERM) or failed: no dvc or stage is left running behind us
         stop_group(child)
     seconds = time.monotonic() - start
-    result["stages"] = stage_rows(monitor, reader)
-    stage_seconds = sum(r["seconds"] for r in result["stages"].values())
+    stage_seconds = _measured(result, monitor, reader, clone, code)
     result["pipeline"] = {"exit_code": code, "seconds": round(seconds, 1),
                           "dvc_seconds": round(seconds - stage_seconds, 1),
                           "peak_rss_mb": round(monitor.peak_rss_mb), "peak_anon_mb": round(monitor.peak_anon_mb)}
     result["total_seconds"] = round(seconds, 1)
-    result["mean_load"] = round(sum(monitor.loads) / max(len(monitor.loads), 1), 2)
-    evaluate = clone / "metrics" / "evaluate.json"
-    if code == 0 and evaluate.is_file():
-        import json
-        doc = json.loads(evaluate.read_text())
-        result["test_macro_auroc"] = {m: doc.get(m, {}).get("macro_auroc") for m in ("final", "baseline")}
     finished = code == 0
     result["targets"] = {"every stage finished": finished,
                          "peak anonymous memory <= 4 GB": finished and monitor.peak_anon_mb <= TARGET_10X_ANON_MB}

@@ -133,8 +133,8 @@ def agreement_figures(counts: dict) -> dict:
 
 def feature_in_labelled(measured: list, y: np.ndarray, labels: list) -> dict:
     """The ceiling the measurements put on feature agreement: of the ECGs labelled with each label, the share
-    whose measurements show its deciding feature. Both the query and a source are such ECGs at best, so
-    agreement can hardly exceed the square of this share, whatever the model does."""
+    whose measurements show its deciding feature. The query and a source are such ECGs at best, so each
+    side can hardly exceed this share, and agreement (both at once) its square when the two are independent."""
     counts = {}
     for label in FEATURES:
         if label in labels:
