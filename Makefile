@@ -52,8 +52,8 @@ rehearsal: $(STAMP)
 	. $(BIN)/activate && ecgproto rehearsal --seed $(SEED) --out benchmarks/rehearsal.json
 
 # The scale rehearsal: the whole DAG on a synthetic tree ten times PTB-XL's size (217,990 records, generated
-# once into data/rehearsal10x, about 25 minutes), read in place (data.source folder, no download), epochs
-# capped so that it takes about an hour on 2 cores; per-stage wall time and peak memory (resident, and the
+# once into data/rehearsal10x, about 25 minutes), read in place (data.source folder, data.in_place: no download,
+# no copy), epochs capped so that it takes about an hour on 2 cores; per-stage wall time and peak memory (resident, and the
 # anonymous part) into benchmarks/rehearsal_10x.json (commit it after a run).
 REHEARSAL_10X_CAPS ?= -S train.max_epochs=2 -S pretrain.max_epochs=10
 rehearsal-10x: $(STAMP)

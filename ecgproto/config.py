@@ -78,6 +78,7 @@ class DataParams:
     download_deadline_s: float  # per file and attempt, however slowly the server sends
     download_max_mb: float  # per file: PTB-XL's largest is a few MB, a record about 24 kB
     missing_records: str  # error | drop: metadata rows whose record files are absent
+    in_place: bool  # folder/ptbxl: read the records where they lie instead of copying them (ecgproto.data.in_place)
 
     def validate(self):
         _choice("data.source", self.source, ("synthetic", "folder", "ptbxl"))
@@ -86,6 +87,9 @@ class DataParams:
         _at_least("data.download_jobs", self.download_jobs, 1)
         _positive("data.download_deadline_s", self.download_deadline_s)
         _positive("data.download_max_mb", self.download_max_mb)
+        if self.in_place and self.source == "synthetic":
+            raise ConfigError("data.in_place: true applies to data.source folder or ptbxl (a tree that exists "
+                              "elsewhere); the synthetic tree is written into data/ptbxl, so set it to false")
         if self.source == "folder" and not self.folder:
             raise ConfigError("data.folder is empty; with data.source: folder it must name a PTB-XL tree")
         if self.source == "ptbxl":

@@ -9,6 +9,7 @@ import numpy as np
 
 from ecgproto.config import PrepareParams
 from ecgproto.data.filters import LeadScaler, highpass
+from ecgproto.data.in_place import records_root
 from ecgproto.data.ptbxl import N_SAMPLES, label_matrix, read_metadata, read_signals
 from ecgproto.data.wfdb_record import LEADS
 from ecgproto.errors import RecordError
@@ -116,11 +117,11 @@ def prepare(root: Path, params: PrepareParams, progress: bool = False, out_dir=N
         if len(idx) == 0:
             raise RecordError(f"{root}: no records in the {name} split (prepare.{name}_folds = "
                               f"{list(fold_of_split[name])}); the folds present are {sorted(set(folds))}")
-    filenames = metadata["filename_lr"].tolist()
+    filenames, records = metadata["filename_lr"].tolist(), records_root(root)  # the tree, or the folder read in place
     arrays, kept_all, skipped = {}, np.ones(len(metadata), dtype=bool), []
     for name, idx in index.items():
         signals = _signals_array(out_dir, name, len(idx))
-        kept, errors = _read_split(root, [filenames[i] for i in idx], signals, params, progress)
+        kept, errors = _read_split(records, [filenames[i] for i in idx], signals, params, progress)
         for message in errors:
             log.warning("skipped: %s", message)
         kept_all[idx] = kept

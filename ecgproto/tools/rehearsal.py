@@ -271,9 +271,9 @@ TARGET_10X_ANON_MB = 4 * 1024  # the scale rehearsal's memory target (#26); prep
 
 def run_folder(workdir: Path, records: int, seed: int, realism, overrides: list, progress=print,
                keep_clone: bool = False) -> dict:
-    """The whole DAG on a synthetic tree of `records` records read in place (`data.source: folder`, no
-    download), as `dvc exp run` in a clone of HEAD with the given -S overrides (the epoch caps), timed
-    per stage from outside like `run`. keep_clone: the clone of a stopped run is kept, at its own commit
+    """The whole DAG on a synthetic tree of `records` records read in place (`data.source: folder`,
+    `data.in_place: true`: no download, no copy), as `dvc exp run` in a clone of HEAD with the given -S
+    overrides (the epoch caps), timed per stage from outside like `run`. keep_clone: the clone of a stopped run is kept, at its own commit
     (the result records it), so the stages it completed are not run again (DVC skips them; they have no
     row then); the run-cache is never used, so whatever runs is measured, not restored."""
     repo = _repository()
@@ -291,7 +291,7 @@ def run_folder(workdir: Path, records: int, seed: int, realism, overrides: list,
         log.write(f"--- rehearsal started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
     env = dict(os.environ, PYTHONPATH=str(clone), PYTHONUNBUFFERED="1",
                PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
-    sets = ["data.source=folder", f"data.folder={tree}", f"seed={seed}", *overrides]
+    sets = ["data.source=folder", f"data.folder={tree}", "data.in_place=true", f"seed={seed}", *overrides]
     shutil.rmtree(clone / ".dvc" / "cache" / "runs", ignore_errors=True)  # what runs is measured, not restored
     command = [str(venv_bin / "dvc"), "exp", "run", *(a for item in sets for a in ("-S", item))]
     result = {"records": records, "scale": round(records / PTBXL_RECORDS, 2), "commit": commit,

@@ -52,3 +52,68 @@ def test_malformed_checksum_line(tmp_path):
 def test_real_subset_sums_parse():
     sums = read_checksums(REAL_SUBSET / "SHA256SUMS.txt")
     assert "ptbxl_database.csv" in sums and sum(k.endswith(".dat") for k in sums) == 1625
+
+
+def _in_place_tree(tmp_path, tiny_tree):
+    import shutil
+    src = tmp_path / "src"
+    shutil.copytree(tiny_tree, src)
+    _write_sums(src)
+    out = tmp_path / "out"
+    summary = materialise(out, dataclasses.replace(PARAMS.data, source="folder", folder=str(src), in_place=True))
+    return src, out, summary
+
+
+def test_in_place_verifies_records_where_they_lie_and_copies_only_metadata(tmp_path, tiny_tree):
+    from ecgproto.data.in_place import records_root
+    src, out, summary = _in_place_tree(tmp_path, tiny_tree)
+    assert "records in place" in summary and "320 record files listed" in summary
+    assert not (out / "records100").exists() and len(read_metadata(out)) == 160
+    assert records_root(out) == src.resolve() and records_root(src) == src  # a copied tree is its own root
+
+
+def test_in_place_checksum_mismatch_is_found_in_the_folder(tmp_path, tiny_tree):
+    import shutil
+    src = tmp_path / "src"
+    shutil.copytree(tiny_tree, src)
+    _write_sums(src)
+    dat = src / "records100/00000/00005_lr.dat"
+    dat.write_bytes(b"\0\0" + dat.read_bytes()[2:])
+    with pytest.raises(RecordError, match="00005_lr.dat: SHA-256 does not match"):
+        materialise(tmp_path / "out", dataclasses.replace(PARAMS.data, source="folder", folder=str(src), in_place=True))
+    assert not (tmp_path / "out").exists()
+
+
+def test_in_place_record_changed_afterwards_is_refused_by_readers(tmp_path, tiny_tree):
+    import os
+    from ecgproto.data.in_place import records_root
+    from ecgproto.data.prepare import prepare
+    src, out, _ = _in_place_tree(tmp_path, tiny_tree)
+    dat = src / "records100/00000/00007_lr.dat"
+    st = dat.stat()
+    os.utime(dat, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # same bytes, touched: DVC would not know
+    with pytest.raises(RecordError, match="00007_lr.dat: changed or removed since the data stage.*--force data"):
+        records_root(out)
+    with pytest.raises(RecordError, match="00007_lr.dat: changed"):
+        prepare(out, PARAMS.prepare)
+    dat.unlink()
+    with pytest.raises(RecordError, match="00007_lr.dat: changed or removed"):
+        records_root(out)
+
+
+def test_in_place_prepares_the_same_arrays_as_a_copy(tmp_path, tiny_tree):
+    import numpy as np
+    from ecgproto.data.prepare import prepare
+    src, out, _ = _in_place_tree(tmp_path, tiny_tree)
+    copied = tmp_path / "copied"
+    materialise(copied, dataclasses.replace(PARAMS.data, source="folder", folder=str(src)))
+    a, _ = prepare(out, PARAMS.prepare)
+    b, _ = prepare(copied, PARAMS.prepare)
+    for name in a:
+        assert np.array_equal(a[name].signals, b[name].signals)
+
+
+def test_in_place_is_refused_for_the_synthetic_source():
+    from ecgproto.config import ConfigError
+    with pytest.raises(ConfigError, match="data.in_place: true applies to data.source folder or ptbxl"):
+        dataclasses.replace(PARAMS.data, in_place=True).validate()
