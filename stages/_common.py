@@ -61,6 +61,7 @@ def training_curves(name):
     """dvclive logger for per-epoch curves under dvclive/<name>, plotted by `dvc plots show`.
     Returns on_epoch(step, values); on a torchrun worker other than rank 0, one that writes nothing."""
     from dvclive import Live
+
     from ecgproto.model.distributed import is_writer
 
     if not is_writer():

@@ -46,7 +46,8 @@ def main(params):
     weight = model.last_layer.weight.detach().cpu().numpy()
     figures.update(evidence_shares(out["sims"], weight, model.prototype_class.cpu().numpy(), active))
     metadata = read_metadata(Path("data/ptbxl"))  # the test records as recorded: the guard and measurements read them
-    millivolts, _, _ = read_signals(records_root(Path("data/ptbxl")), metadata.loc[test.ecg_ids, "filename_lr"].tolist())
+    names = metadata.loc[test.ecg_ids, "filename_lr"].tolist()
+    millivolts, _, _ = read_signals(records_root(Path("data/ptbxl")), names)  # in the folder, when read in place
     sources = source_measurements(runner)
     docs = [explain_ecg(runner, millivolts[n], test.signals[n:n + 1], {k: v[n:n + 1] for k, v in out.items()},
                         params.explain.top_prototypes, sources, str(int(test.ecg_ids[n])))

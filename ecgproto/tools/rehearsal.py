@@ -273,9 +273,10 @@ def run_folder(workdir: Path, records: int, seed: int, realism, overrides: list,
                keep_clone: bool = False) -> dict:
     """The whole DAG on a synthetic tree of `records` records read in place (`data.source: folder`,
     `data.in_place: true`: no download, no copy), as `dvc exp run` in a clone of HEAD with the given -S
-    overrides (the epoch caps), timed per stage from outside like `run`. keep_clone: the clone of a stopped run is kept, at its own commit
-    (the result records it), so the stages it completed are not run again (DVC skips them; they have no
-    row then); the run-cache is never used, so whatever runs is measured, not restored."""
+    overrides (the epoch caps), timed per stage from outside like `run`. keep_clone: the clone of a stopped
+    run is kept, at its own commit (the result records it), so the stages it completed are not run again
+    (DVC skips them; they have no row then); the run-cache is never used, so whatever runs is measured,
+    not restored."""
     repo = _repository()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
