@@ -314,6 +314,7 @@ class ExplainParams:
     max_labels: int
     duplicate_cosine: float  # prototypes more alike than this are shown once, with the number they stand for
     purity_neighbours: int
+    max_test_ecgs: int  # the per-ECG interpretability figures on a seeded sample of at most this many; 0: all
 
     def validate(self):
         unknown = [c for c in self.codes if c not in LABELS]
@@ -323,6 +324,7 @@ class ExplainParams:
         _at_least("explain.top_prototypes", self.top_prototypes, 1)
         _at_least("explain.max_labels", self.max_labels, 1)
         _at_least("explain.purity_neighbours", self.purity_neighbours, 1)
+        _at_least("explain.max_test_ecgs", self.max_test_ecgs, 0)
         if not 0 < self.duplicate_cosine <= 1:
             raise ConfigError(f"explain.duplicate_cosine = {self.duplicate_cosine}: expected 0 < value <= 1")
 

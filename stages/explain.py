@@ -19,7 +19,7 @@ from ecgproto.report.gallery import codes_of, draw_gallery
 from ecgproto.trust.calibration import apply, thresholds
 from ecgproto.trust.cases import choose_cases
 from ecgproto.trust.explanation import explain_ecg, feature_agreement, feature_in_labelled, source_measurements
-from ecgproto.trust.interpretability import evidence_shares, interpretability, window_check_on
+from ecgproto.trust.interpretability import evidence_shares, figure_sample, interpretability, window_check_on
 
 from _common import run, seeded_device
 
@@ -45,23 +45,32 @@ def main(params):
     active = ~model.prototype_pruned.cpu().numpy()
     weight = model.last_layer.weight.detach().cpu().numpy()
     figures.update(evidence_shares(out["sims"], weight, model.prototype_class.cpu().numpy(), active))
-    metadata = read_metadata(Path("data/ptbxl"))  # the test records as recorded: the guard and measurements read them
-    names = metadata.loc[test.ecg_ids, "filename_lr"].tolist()
-    millivolts, _, _ = read_signals(records_root(Path("data/ptbxl")), names)  # in the folder, when read in place
-    sources = source_measurements(runner)
-    docs = [explain_ecg(runner, millivolts[n], test.signals[n:n + 1], {k: v[n:n + 1] for k, v in out.items()},
-                        params.explain.top_prototypes, sources, str(int(test.ecg_ids[n])))
-            for n in range(len(test.ecg_ids))]
-    reasons = Counter(r.split(":")[0] for d in docs for r in d["reasons"])
-    figures.update({"guard_pass_rate_test": round(float(np.mean([d["reliable"] is True for d in docs])), 4),
-                    "guard_refusals_by_reason": dict(sorted(reasons.items())),
-                    "guard_warnings_test": round(float(np.mean([bool(d["warnings"]) for d in docs])), 4)})
-    figures.update(feature_agreement([d for d in docs if d["reliable"] is not False], params.explain.top_prototypes))
-    figures.update(feature_in_labelled([d["measurements"] for d in docs], test.labels, labels))
-    figures.update(window_check_on(runner.outputs, test.signals, weight * active[None], params.seed))
     probs = apply(out["logits"], state.get("calibration"))
     cases = choose_cases(test.labels, probs, labels, params.explain.codes,
                          thresholds(state.get("calibration"), len(labels)))
+    # The per-ECG figures (guard, measurements, feature agreement, the window check's 20 forward passes) cost
+    # about 0.1 s an ECG: on a seeded sample of at most explain.max_test_ecgs, so the stage stays minutes at scale.
+    sample = figure_sample(len(test.ecg_ids), params.explain.max_test_ecgs, params.seed)
+    shown = [c["index"] for c in cases if c["index"] is not None]
+    rows = sorted(set(sample.tolist()) | set(shown))
+    metadata = read_metadata(Path("data/ptbxl"))  # the test records as recorded: the guard and measurements read them
+    names = metadata.loc[test.ecg_ids[rows], "filename_lr"].tolist()
+    recorded, _, _ = read_signals(records_root(Path("data/ptbxl")), names)  # in the folder, when read in place
+    millivolts = dict(zip(rows, recorded))
+    sources = source_measurements(runner)
+
+    def explain(n, where):  # where: the occlusion map, drawn on the case figures only (it is the costly part)
+        return explain_ecg(runner, millivolts[n], test.signals[n:n + 1], {k: v[n:n + 1] for k, v in out.items()},
+                           params.explain.top_prototypes, sources, str(int(test.ecg_ids[n])), where=where)
+    docs = [explain(n, where=False) for n in sample]
+    reasons = Counter(r.split(":")[0] for d in docs for r in d["reasons"])
+    figures.update({"test_ecgs": len(test.ecg_ids), "test_ecgs_explained": len(sample),
+                    "guard_pass_rate_test": round(float(np.mean([d["reliable"] is True for d in docs])), 4),
+                    "guard_refusals_by_reason": dict(sorted(reasons.items())),
+                    "guard_warnings_test": round(float(np.mean([bool(d["warnings"]) for d in docs])), 4)})
+    figures.update(feature_agreement([d for d in docs if d["reliable"] is not False], params.explain.top_prototypes))
+    figures.update(feature_in_labelled([d["measurements"] for d in docs], test.labels[sample], labels))
+    figures.update(window_check_on(runner.outputs, test.signals[sample], weight * active[None], params.seed))
     with atomic_dir(OUT) as tmp:
         (tmp / "gallery").mkdir()
         draw_gallery(tmp / "gallery", model, train, labels, prep)
@@ -74,12 +83,13 @@ def main(params):
                 continue
             i = case["index"]
             figure = f"cases/{n:02d}_{case['code']}_{case['outcome'].replace(' ', '_')}_{int(test.ecg_ids[i])}.png"
-            doc = {**docs[i], "record": f"test ECG {int(test.ecg_ids[i])}, {case['outcome']} for {case['code']}. "
-                                        f"True: {codes_of(test.labels[i], labels)}"}
+            explained = explain(i, where=True)
+            doc = {**explained, "record": f"test ECG {int(test.ecg_ids[i])}, {case['outcome']} for {case['code']}. "
+                                          f"True: {codes_of(test.labels[i], labels)}"}
             plot_one(runner, millivolts[i], test.signals[i:i + 1], doc, sources, params.explain.top_prototypes,
                      tmp / figure)
             records.append({**case, "ecg_id": int(test.ecg_ids[i]), "true_labels": codes_of(test.labels[i], labels),
-                            "figure": figure, "explanation": docs[i]})
+                            "figure": figure, "explanation": explained})
         write_json(tmp / "cases.json", records)
     write_json(Path("metrics/interpretability.json"), figures)
     drawn = sum(r["figure"] is not None for r in records)

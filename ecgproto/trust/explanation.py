@@ -68,9 +68,9 @@ def _annotate(entries, measured, sources_measured, drops, starts) -> None:
 
 
 def explain_ecg(runner, millivolts: np.ndarray, x: np.ndarray, out: dict, top, sources_measured: list,
-                record: str) -> dict:
+                record: str, where: bool = True) -> dict:
     """The explanation document of one ECG: millivolts (12, T) as recorded, x (1, 12, T) as the model saw it,
-    out its outputs."""
+    out its outputs. where=False leaves out "where it matched" (the occlusion map: 20 more forward passes)."""
     meta = runner.meta
     entries = split_logits(out["logits"], out["sims"], np.asarray(meta["last_layer_weight"]), meta["prototype_class"],
                            meta["prototype_source"], meta["groups"], runner.labels, meta.get("calibration"), top)[0]
@@ -78,7 +78,7 @@ def explain_ecg(runner, millivolts: np.ndarray, x: np.ndarray, out: dict, top, s
     checked = verdict(millivolts, best, meta.get("guard"), meta.get("familiarity"))
     measured = measure(millivolts)
     readable = checked["reliable"] is not False
-    drops = window_drops(runner.outputs, x) if readable else None
+    drops = window_drops(runner.outputs, x) if readable and where else None
     _annotate(entries, measured, sources_measured, drops, window_starts(x.shape[-1]))
     called = [e["label"] for e in entries if e["called"]]
     return {

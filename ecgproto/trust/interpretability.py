@@ -70,6 +70,14 @@ def evidence_shares(sims: np.ndarray, weight: np.ndarray, prototype_class: np.nd
             "mean_wrong_class_weight": round(float(weight[wrong].mean()), 4)}
 
 
+def figure_sample(n: int, most: int, seed: int) -> np.ndarray:
+    """The test ECGs the per-ECG figures are computed on: all n, or (most > 0 and n > most) a seeded random
+    sample of `most`, sorted."""
+    if most == 0 or n <= most:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=most, replace=False))
+
+
 def window_check_on(outputs, x: np.ndarray, weight: np.ndarray, seed: int) -> dict:
     """Is "where it matched" faithful? For each ECG x (N, 12, T), its leading prototype (largest positive
     contribution to its highest logit): the similarity drop when its best 1 s window is blanked, against a

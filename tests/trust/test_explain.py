@@ -473,3 +473,32 @@ def test_feature_agreement_splits_into_the_query_side_and_the_source_side():
     y = np.array([[1, 0], [1, 0], [0, 1], [0, 1]])
     ceiling = feature_in_labelled(measured, y, ["STACH", "SR"])
     assert ceiling["labelled_ecgs_showing_feature_counts"] == {"STACH": [1, 2], "SR": [1, 2]}
+
+
+@needs_sample
+def test_without_where_the_explanation_is_the_same_but_for_the_occlusion_map(model_file):
+    from ecgproto.deploy.predictor import open_model
+    from ecgproto.deploy.recordings import answer
+    from ecgproto.trust.explanation import explain_ecg, source_measurements
+    runner = open_model(model_file)
+    millivolts, _ = read_ecg(SAMPLE / "records100/00000/00001_lr")
+    got = answer(runner, millivolts)
+    one = {k: v[:1] for k, v in got["out"].items()}
+    sources = source_measurements(runner)
+    full = explain_ecg(runner, got["millivolts"][0], got["x"][:1], one, 3, sources, "r")
+    bare = explain_ecg(runner, got["millivolts"][0], got["x"][:1], one, 3, sources, "r", where=False)
+    shown = [p for e in full["labels"] for p in e["evidence_for"]]
+    assert shown and all("where" in p for p in shown)
+    for e in full["labels"]:
+        for p in e["prototypes"]:
+            p.pop("where", None)
+    assert bare == full
+
+
+def test_the_per_ecg_figures_sample_is_seeded_sorted_and_whole_when_small():
+    from ecgproto.trust.interpretability import figure_sample
+    assert figure_sample(50, 3000, 1).tolist() == list(range(50))
+    assert figure_sample(5000, 0, 1).tolist() == list(range(5000))
+    a, b, c = figure_sample(5000, 300, 1), figure_sample(5000, 300, 1), figure_sample(5000, 300, 2)
+    assert len(a) == 300 and len(set(a.tolist())) == 300 and (np.diff(a) > 0).all() and a.max() < 5000
+    assert (a == b).all() and not (a == c).all()
