@@ -16,8 +16,9 @@ from ecgproto.files.atomic import atomic_dir, write_json
 from ecgproto.model.checkpoint import load_checkpoint
 from ecgproto.model.inference import latents
 from ecgproto.report.gallery import codes_of, draw_gallery
-from ecgproto.trust.calibration import apply, thresholds
+from ecgproto.trust.calibration import apply, assessable, calls
 from ecgproto.trust.cases import choose_cases
+from ecgproto.trust.evidence import classes_with_prototypes
 from ecgproto.trust.explanation import explain_ecg, feature_agreement, feature_in_labelled, source_measurements
 from ecgproto.trust.interpretability import evidence_shares, figure_sample, interpretability, window_check_on
 
@@ -46,8 +47,10 @@ def main(params):
     weight = model.last_layer.weight.detach().cpu().numpy()
     figures.update(evidence_shares(out["sims"], weight, model.prototype_class.cpu().numpy(), active))
     probs = apply(out["logits"], state.get("calibration"))
+    has_prototype = classes_with_prototypes(labels, runner.meta["prototype_class"], runner.meta["groups"])
     cases = choose_cases(test.labels, probs, labels, params.explain.codes,
-                         thresholds(state.get("calibration"), len(labels)))
+                         calls(probs, state.get("calibration"), has_prototype),
+                         assessable(state.get("calibration"), len(labels), has_prototype))
     # The per-ECG figures (guard, measurements, feature agreement, the window check's 20 forward passes) cost
     # about 0.1 s an ECG: on a seeded sample of at most explain.max_test_ecgs, so the stage stays minutes at scale.
     sample = figure_sample(len(test.ecg_ids), params.explain.max_test_ecgs, params.seed)
@@ -78,7 +81,8 @@ def main(params):
         records = []
         for n, case in enumerate(cases):
             if case["index"] is None:
-                log.info("no %s case for %s in the evaluated folds", case["outcome"], case["code"])
+                log.info("no %s case for %s%s", case["outcome"], case["code"],
+                         f": {case['reason']}" if "reason" in case else " in the evaluated folds")
                 records.append({**case, "figure": None})
                 continue
             i = case["index"]

@@ -39,17 +39,23 @@ def explain(model, x, labels, calibration: dict | None = None, top: int | None =
                         duplicate_groups(model, duplicate_cosine), labels, calibration, top)
 
 
-@torch.no_grad()
-def choose_cases(y: np.ndarray, probs: np.ndarray, labels, codes, threshold) -> list:
-    """Per requested code: the most confident correct detection and the worst mistake (a missed
-    positive, else a false alarm). Codes absent from the split are reported, not silently dropped."""
+def choose_cases(y: np.ndarray, probs: np.ndarray, labels, codes, called: np.ndarray,
+                 not_assessable: list | None = None) -> list:
+    """Per requested code: the most confident correct detection and the worst mistake (a missed positive,
+    else a false alarm), by the calls the explanation itself makes (called: (N, C), calibrated and
+    assessable only), ranked by probability. A code the model cannot assess (not_assessable[c], a reason)
+    gets no case: a "false alarm" of a label it never calls would be a contradiction. Codes absent from the
+    split are reported, not silently dropped."""
     cases, used = [], set()
     for code in codes:
         c = list(labels).index(code)
-        pos, p, cut = y[:, c] > 0, probs[:, c], np.broadcast_to(threshold, (len(labels),))[c]
+        if not_assessable is not None and not_assessable[c]:
+            cases.append({"index": None, "code": code, "outcome": "not assessable", "reason": not_assessable[c]})
+            continue
+        pos, p, yes = y[:, c] > 0, probs[:, c], np.asarray(called[:, c], dtype=bool)
         candidates = {
-            "correct": np.flatnonzero(pos & (p >= cut)), "missed": np.flatnonzero(pos & (p < cut)),
-            "false alarm": np.flatnonzero(~pos & (p >= cut))}
+            "correct": np.flatnonzero(pos & yes), "missed": np.flatnonzero(pos & ~yes),
+            "false alarm": np.flatnonzero(~pos & yes)}
         picks = [("correct", candidates["correct"], -p)]
         picks.append(("missed", candidates["missed"], p) if len(candidates["missed"])
                      else ("false alarm", candidates["false alarm"], -p))

@@ -165,9 +165,19 @@ def test_interpretability_figures_on_a_hand_built_case():
 def test_cases_cover_a_correct_detection_and_the_worst_mistake_per_code():
     y = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 0]], dtype=np.float32)
     p = np.array([[0.9, 0], [0.6, 0], [0.2, 0], [0, 0.3], [0, 0.8]])
-    cases = choose_cases(y, p, ["A", "B"], ["A", "B"], threshold=0.5)
+    cases = choose_cases(y, p, ["A", "B"], ["A", "B"], called=p >= 0.5)
     assert cases == [{"index": 0, "code": "A", "outcome": "correct"}, {"index": 2, "code": "A", "outcome": "missed"},
                      {"index": None, "code": "B", "outcome": "correct"}, {"index": 3, "code": "B", "outcome": "missed"}]
+
+
+def test_a_label_the_model_cannot_assess_gets_no_case_and_outcomes_follow_the_calls():
+    """A false alarm or a correct detection of a label that is never called would contradict its figure."""
+    y = np.array([[1, 0], [1, 1], [0, 0]], dtype=np.float32)
+    p = np.array([[0.9, 0.9], [0.6, 0.8], [0.2, 0.7]])
+    called = np.array([[True, False], [False, False], [False, False]])  # 0.6 for A is under A's own threshold
+    cases = choose_cases(y, p, ["A", "B"], ["A", "B"], called, [None, "only 2 validation positives"])
+    assert cases == [{"index": 0, "code": "A", "outcome": "correct"}, {"index": 1, "code": "A", "outcome": "missed"},
+                     {"index": None, "code": "B", "outcome": "not assessable", "reason": "only 2 validation positives"}]
 
 
 @needs_sample
