@@ -102,13 +102,29 @@ def draw_12lead(ax, millivolts: np.ndarray, title: str = "", fs: int = FS, lead_
         ax.set_title(title, fontsize=9, loc="left")
 
 
-def figure_for(rows_12lead: int, rows_strip: int = 0, strip_columns: int = 1):
-    """A figure tall enough for `rows_12lead` 12-lead panels and `rows_strip` rows of strips."""
-    heights = [1.0] * rows_12lead + [0.3] * rows_strip
-    # 14 in wide: a 10 s strip (257 mm with its pulse) is drawn over 2,000 px at 200 dpi (25 mm/s true scale)
-    fig = plt.figure(figsize=(14, 7.1 * rows_12lead + 2.9 * rows_strip))
-    grid = fig.add_gridspec(len(heights), strip_columns, height_ratios=heights, hspace=0.35, wspace=0.05)
-    return fig, grid
+STRIP_MM = PULSE_MM + 10 * MM_PER_S  # a 10 s record with its calibration pulse: 257 mm
+TWELVE_LEAD_MM = ROW_MM * 4 + 6
+LINE_IN, GAP_IN, MARGIN_IN = 0.17, 0.32, 0.3  # a title line (9 pt), the space under a panel, the page margin
+
+
+def stacked_axes(panels: list, width_mm: float = STRIP_MM):
+    """A figure of panels stacked top to bottom, each [height_mm, title_lines], every axes exactly width_mm
+    by height_mm on paper: at DPI a 10 s strip at 25 mm/s is 250 mm = 1,969 px, so the printed speed and
+    gain are true (they were not when the layout left matplotlib to fit the panels). Returns (fig, axes)."""
+    width_in = width_mm / 25.4
+    heights = [lines * LINE_IN + mm / 25.4 + GAP_IN for mm, lines in panels]
+    fig_w, fig_h = width_in + 2 * MARGIN_IN, sum(heights) + 2 * MARGIN_IN
+    fig = plt.figure(figsize=(fig_w, fig_h))
+    top, axes = fig_h - MARGIN_IN, []
+    for (mm, lines), height in zip(panels, heights):
+        bottom = top - lines * LINE_IN - mm / 25.4
+        axes.append(fig.add_axes((MARGIN_IN / fig_w, bottom / fig_h, width_in / fig_w, mm / 25.4 / fig_h)))
+        top -= height
+    return fig, axes
+
+
+def lines_of(text: str) -> int:
+    return text.count("\n") + 1
 
 
 FIGURE_FORMATS = ("png", "svg", "pdf")  # what save() can honour; any other suffix is refused by the CLI
@@ -194,9 +210,9 @@ def draw_explanation(path, doc: dict, millivolts: np.ndarray, sources: dict, max
                       for e in sorted((e for e in entries if e["called"]), key=lambda e: -e["probability"]))
             or "no label passed its threshold")
     picked = [(e, p) for e in shown for p in e["evidence_for"][:top]]
-    fig, grid = figure_for(1, rows_strip=max(2 * len(picked), 1))
     m = doc["measurements"]
     head = f"record {doc['record']}. Measured: {_measured(m)}"
+    head += "".join("\n" + textwrap.fill(f"WARNING: {w}", 150, subsequent_indent="    ") for w in doc["warnings"])
     if not readable:
         head += "\nNO RELIABLE RHYTHM CALL: " + "; ".join(doc["reasons"])
     else:
@@ -206,12 +222,17 @@ def draw_explanation(path, doc: dict, millivolts: np.ndarray, sources: dict, max
             head += (f"\n{e['label']}: calibrated logit {d['calibrated_logit']:+.2f}"
                      f" (threshold {d['threshold_logit']:+.2f})"
                      f" = prior {d['prior']:+.2f} + for {d['evidence_for']:+.2f} + against {d['evidence_against']:+.2f}"
-                     f" + rest {d['rest']:+.2f}" + ("  [rests on the prior]" if e.get("rests_on_prior") else ""))
-        head += "".join("\n" + textwrap.fill(f"REMARK: {r}", 160, subsequent_indent="    ") for r in doc["remarks"])
+                     f" + rest {d['rest']:+.2f}" + ("  [rests on the prior]" if e.get("rests_on_prior") else "")
+                     + f"\n    (for, against, rest: the prototypes' contributions below x the calibration slope "
+                       f"{d['slope']:.2f}; rest: the prototypes not shown and the bias)")
+        head += "".join("\n" + textwrap.fill(f"REMARK: {r}", 150, subsequent_indent="    ") for r in doc["remarks"])
     leading = leading_prototype(entries)
     if leading is not None and lead_weights is not None:
         head += f"\nBlue lead boxes: prototype {leading}, the leading evidence for {shown[0]['label']}"
-    draw_12lead(fig.add_subplot(grid[0, :]), millivolts, head,
+    legend = textwrap.fill(LEGEND, 190)
+    fig, axes = stacked_axes([[TWELVE_LEAD_MM, lines_of(head) + 1]] + [[ROW_MM, 1]] * (2 * len(picked))
+                             + [[lines_of(legend) * 3.0, 0]])  # the legend: 3 mm a line of 6.5 pt text
+    draw_12lead(axes[0], millivolts, head,
                 lead_weights=lead_weights if leading is not None else None, beats=m.get("beats"), rr_ms=m.get("rr_ms"))
     row, ii = 1, LEADS.index("II")
     for entry, proto in picked:
@@ -226,21 +247,22 @@ def draw_explanation(path, doc: dict, millivolts: np.ndarray, sources: dict, max
         if proto.get("source_shows_feature") is not None:
             feature = (f"; {proto['feature']}: this ECG {'yes' if proto['query_shows_feature'] else 'no'}, source "
                        f"{'yes' if proto['source_shows_feature'] else 'no'}")
-        draw_strip(fig.add_subplot(grid[row, 0]), millivolts[ii],
+        draw_strip(axes[row], millivolts[ii],
                    f"{entry['label']}{'' if entry['called'] else ' (NOT CALLED: the closest label)'}: evidence for, "
                    f"prototype {j} ({proto['class']}{copies}), similarity "
                    f"{proto['similarity']:.2f} x weight {proto['weight']:+.2f} = {proto['contribution']:+.2f}; "
                    f"this ECG, 10 s: {place}{feature}", window, m.get("beats"), m.get("rr_ms"))
         found = sources.get(j)
         if found is None:
-            ax = fig.add_subplot(grid[row + 1, 0])
+            ax = axes[row + 1]
             ax.axis("off")
             ax.text(0.5, 0.5, "source ECG not available", ha="center", transform=ax.transAxes)
         else:
             trace, codes, sm = found
-            draw_strip(fig.add_subplot(grid[row + 1, 0]), trace,
+            draw_strip(axes[row + 1], trace,
                        f"its source: training ECG {proto['source_ecg_id']} ({codes}); measured: {_measured(sm)}",
                        None, sm.get("beats"), sm.get("rr_ms"))
         row += 2
-    fig.text(0.01, 0.0, LEGEND, fontsize=6.5, wrap=True, va="top")
+    axes[-1].axis("off")
+    axes[-1].text(0, 1, legend, fontsize=6.5, va="top", transform=axes[-1].transAxes)
     save(fig, path, fmt)

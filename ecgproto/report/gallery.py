@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ecgproto.deploy.preprocessing import to_millivolts
 from ecgproto.model.inference import predict
-from ecgproto.report.ecgplot import draw_12lead, figure_for, save
+from ecgproto.report.ecgplot import TWELVE_LEAD_MM, draw_12lead, save, stacked_axes
 from ecgproto.trust.evidence import lead_attribution, lead_shading
 from ecgproto.trust.explanation_text import measured_line
 from ecgproto.trust.measurements import measure
@@ -22,17 +22,17 @@ def draw_gallery(folder, model, train, labels, prep):
     sources, pruned = model.prototype_source.tolist(), model.prototype_pruned.tolist()
     for c, code in enumerate(labels):
         protos = [j for j, k in enumerate(classes) if k == c and not pruned[j]]
-        fig, grid = figure_for(max(len(protos), 1))
+        fig, axes = stacked_axes([[TWELVE_LEAD_MM, 3]] * max(len(protos), 1))
         n_pruned = sum(k == c and p for k, p in zip(classes, pruned))
         if not protos:
-            ax = fig.add_subplot(grid[0, 0])
+            ax = axes[0]
             ax.axis("off")
             n_ecgs = int((train.labels[:, c] > 0).sum())
             why = (f"its {n_ecgs} training ECG(s) already serve other prototypes" if n_ecgs
                    else f"no training ECG carries {code}")
             ax.text(0.5, 0.5, f"{code}: all {n_pruned} prototypes pruned ({why})", ha="center", transform=ax.transAxes)
         for r, j in enumerate(protos):
-            ax = fig.add_subplot(grid[r, 0])
+            ax = axes[r]
             if sources[j] < 0:
                 ax.axis("off")
                 ax.text(0.5, 0.5, f"{code} prototype {j}: not projected (no training ECG carries {code})",
