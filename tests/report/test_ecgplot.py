@@ -2,8 +2,17 @@ def test_panels_are_drawn_at_true_scale_so_the_printed_speed_and_gain_hold():
     """25 mm/s and 10 mm/mV are printed on every panel: at 200 dpi a 10 s strip must span 250 mm = 1,969 px
     and a 12-lead panel must not be shrunk to fit (the old layout drew it at about 20 mm/s)."""
     import numpy as np
-    from ecgproto.report.ecgplot import DPI, MM_PER_S, PULSE_MM, ROW_MM, TWELVE_LEAD_MM, draw_12lead, draw_strip, \
-        stacked_axes
+
+    from ecgproto.report.ecgplot import (
+        DPI,
+        MM_PER_S,
+        PULSE_MM,
+        ROW_MM,
+        TWELVE_LEAD_MM,
+        draw_12lead,
+        draw_strip,
+        stacked_axes,
+    )
     fig, axes = stacked_axes([[TWELVE_LEAD_MM, 8], [ROW_MM, 1], [ROW_MM, 1]])
     draw_12lead(axes[0], np.zeros((12, 1000)), "a title\nof two lines")
     draw_strip(axes[1], np.zeros(1000), "a strip")
