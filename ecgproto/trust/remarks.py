@@ -8,6 +8,7 @@ SINUS_FAMILY = {"SR", "STACH", "SBRAD", "SARRH"}  # PTB-XL codes one of them per
 TACHY = {"STACH", "SVTAC", "PSVT", "AFIB", "AFLT"}  # labels that account for a rate over 100/min
 BRADY = {"SBRAD", "3AVB", "2AVB", "AFIB", "PACE"}   # labels that can account for a rate under 60/min
 IRREGULAR_RHYTHMS = {"AFIB", "AFLT", "SARRH", "SVARR", "BIGU", "TRIGU", "2AVB", "3AVB", "PSVT", "PACE"}
+RHYTHMS = SINUS_FAMILY | {"AFIB", "AFLT", "SVTAC", "PSVT", "PACE", "SVARR", "BIGU", "TRIGU"}  # not conduction
 
 
 def _rate(m: dict, called: set) -> list:
@@ -36,6 +37,9 @@ def _regularity(m: dict, called: set) -> list:
         out.append(f"AFIB is called, but the RR intervals are regular ({variation})")
         if bpm is not None and 120 <= bpm <= 180:  # flutter waves at 240-360/min, conducted 2:1
             out.append(f"a regular rhythm at {bpm:g}/min called AFIB: consider atrial flutter with 2:1 conduction")
+    if not irregular and bpm is not None and 60 <= bpm <= 100 and not called & RHYTHMS:  # rate remarks cover the rest
+        out.append(f"a regular rhythm at {bpm:g}/min is measured, but no rhythm label is called (a sinus rhythm "
+                   "would be SR); read the rhythm on the tracing")
     if irregular and "SR" in called and not called & IRREGULAR_RHYTHMS:
         out.append(f"the RR intervals are irregular ({variation}), but only a regular rhythm is called")
     spread = max(m["rr_ms"]) - min(m["rr_ms"]) if m.get("rr_ms") else None
@@ -73,6 +77,7 @@ def _intervals(m: dict, called: set) -> list:
 POINTS_TO = {  # a measured finding, and the labels it points to
     "under 60/min": ("SBRAD",), "over 100/min": ("STACH", "SVTAC", "AFLT"), "irregular": ("AFIB", "SARRH", "SVARR"),
     "PR is": ("1AVB",), "QRS is": ("IVCD",), "premature": ("BIGU", "TRIGU", "SVARR"), "flutter": ("AFLT",),
+    "no rhythm label": ("SR",),
 }
 
 

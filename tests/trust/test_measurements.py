@@ -113,6 +113,8 @@ BASE = {"rate_per_min": 75.0, "irregular": False, "rr_irregularity": 0.02, "ecto
     ({"pr_ms": 150}, ["SR", "1AVB"], "1AVB is called, but the measured PR is 150 ms"),
     ({"qrs_ms": 140}, ["SR"], "QRS is 140 ms (over 120 ms), but IVCD is not called"),
     ({"qrs_ms": 90}, ["SR", "IVCD"], "IVCD is called, but the measured QRS is 90 ms"),
+    ({"rate_per_min": 83.0}, [], "a regular rhythm at 83/min is measured, but no rhythm label is called"),
+    ({"rate_per_min": 83.0}, ["IVCD"], "no rhythm label is called (a sinus rhythm would be SR)"),
 ])
 def test_remarks_in_both_directions(measured, called, expected):
     said = remarks(called, {**BASE, **measured}, None)
@@ -133,7 +135,7 @@ def test_an_irregular_rhythm_has_no_pr_or_qt_and_a_qt_into_the_next_beat_is_drop
 
 def test_ptbxl_conventions_are_not_contradictions_and_a_consistent_call_gets_no_remark():
     co = {"SR": {"STACH": 0.0, "AFIB": 0.0}, "STACH": {"SR": 0.0}, "AFIB": {"SR": 0.0}}
-    assert remarks(["SR"], BASE, co) == []
+    assert remarks(["SR"], BASE, co) == [] and remarks(["SR", "1AVB"], {**BASE, "pr_ms": 240}, co) == []
     said = remarks(["SR", "STACH"], {**BASE, "rate_per_min": 110.0}, co)
     assert not any("never occur together" in s for s in said)  # PTB-XL codes one sinus statement per record
     assert any("SR and AFIB never occur together" in s for s in remarks(["SR", "AFIB"], {**BASE, "irregular": True,
