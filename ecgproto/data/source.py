@@ -85,8 +85,9 @@ def check_records(root: Path, policy: str, records: Path | None = None) -> int:
         return 0
     first = metadata.loc[missing[0], "filename_lr"]
     if policy != "drop":
+        place = "the tree" if records == root else records
         raise RecordError(f"{root / 'ptbxl_database.csv'}: {len(missing)} of {len(metadata)} records are not in "
-                          f"{'the tree' if records == root else records} (first: {first}); download them, or set data.missing_records: drop to keep only "
+                          f"{place} (first: {first}); download them, or set data.missing_records: drop to keep only "
                           "the records present")
     metadata[present].to_csv(root / "ptbxl_database.csv")
     (root / "dropped_records.txt").write_text("".join(f"{i}\n" for i in missing))
