@@ -65,6 +65,10 @@ def _intervals(m: dict, called: set) -> list:
             out.append(f"1AVB is called, but the measured PR is {pr} ms (first degree block: over 200 ms)")
     elif "1AVB" in called and not called & {"AFIB", "AFLT"}:
         out.append("1AVB is called, but no P wave (and so no PR) could be measured")
+    qtc = m.get("qtc_bazett_ms")
+    if qtc is not None and qtc > 500:  # no label covers it, and a T end not found gives the same number: say both
+        out.append(f"the measured QTc (Bazett) is {qtc} ms (over 500 ms), which no label of this model covers: a long "
+                   "QT, or a T wave end the measurement missed; verify on the tracing")
     if qrs is not None:
         if qrs > 120 and "IVCD" not in called:
             out.append(f"the measured QRS is {qrs} ms (over 120 ms), but IVCD is not called (a bundle branch "

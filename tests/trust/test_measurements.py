@@ -114,6 +114,7 @@ BASE = {"rate_per_min": 75.0, "irregular": False, "rr_irregularity": 0.02, "ecto
     ({"qrs_ms": 140}, ["SR"], "QRS is 140 ms (over 120 ms), but IVCD is not called"),
     ({"qrs_ms": 90}, ["SR", "IVCD"], "IVCD is called, but the measured QRS is 90 ms"),
     ({"rate_per_min": 83.0}, [], "a regular rhythm at 83/min is measured, but no rhythm label is called"),
+    ({"qtc_bazett_ms": 567}, ["SR"], "QTc (Bazett) is 567 ms (over 500 ms), which no label of this model covers"),
     ({"rate_per_min": 83.0}, ["IVCD"], "no rhythm label is called (a sinus rhythm would be SR)"),
 ])
 def test_remarks_in_both_directions(measured, called, expected):
